@@ -1,0 +1,209 @@
+// conv2d.c: 2-D convolution, NCHW, any kernel size, stride and padding, optional bias.
+// Fast path: per-image im2col into a thread-private buffer, then one OpenBLAS sgemm
+//   out_n (OC, OH*OW) = weight (OC, C*KH*KW) · col (C*KH*KW, OH*OW).
+// A 1×1, stride-1, unpadded convolution skips im2col (col is the image itself).
+// Naive direct-loop oracles sit at the bottom of the file.
+#include "jem_kernels.h"
+#include <cblas.h>
+#include <omp.h>
+#include <string.h>
+
+static inline int imax(int a, int b) { return a > b ? a : b; }
+static inline int imin(int a, int b) { return a < b ? a : b; }
+
+// Range of output columns ow whose input column iw = ow*stride - pad + kw lies in [0, W).
+static inline void valid_range(int kw, int stride, int pad, int W, int OW, int* lo, int* hi) {
+    int off = kw - pad;
+    int l = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    int h = (W - 1 - off) >= 0 ? (W - 1 - off) / stride + 1 : 0;
+    *lo = imin(l, OW);
+    *hi = imax(imin(h, OW), *lo);
+}
+
+// x (C,H,W) -> col (C*KH*KW, OH*OW)
+static void im2col(const float* x, int C, int H, int W, int KH, int KW, int stride, int pad,
+                   int OH, int OW, float* col) {
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < KH; kh++)
+            for (int kw = 0; kw < KW; kw++) {
+                float* dst = col + (size_t)((c * KH + kh) * KW + kw) * OH * OW;
+                int lo, hi;
+                valid_range(kw, stride, pad, W, OW, &lo, &hi);
+                int off = kw - pad;
+                for (int oh = 0; oh < OH; oh++) {
+                    float* d = dst + (size_t)oh * OW;
+                    int ih = oh * stride - pad + kh;
+                    if (ih < 0 || ih >= H) { memset(d, 0, sizeof(float) * OW); continue; }
+                    const float* src = x + ((size_t)c * H + ih) * W;
+                    for (int ow = 0; ow < lo; ow++) d[ow] = 0.f;
+                    if (stride == 1) {
+                        if (hi > lo) memcpy(d + lo, src + lo + off, sizeof(float) * (hi - lo));
+                    } else {
+                        for (int ow = lo; ow < hi; ow++) d[ow] = src[ow * stride + off];
+                    }
+                    for (int ow = hi; ow < OW; ow++) d[ow] = 0.f;
+                }
+            }
+}
+
+// col (C*KH*KW, OH*OW) -> dx (C,H,W), dx zeroed here then accumulated.
+static void col2im(const float* col, int C, int H, int W, int KH, int KW, int stride, int pad,
+                   int OH, int OW, float* dx) {
+    memset(dx, 0, sizeof(float) * (size_t)C * H * W);
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < KH; kh++)
+            for (int kw = 0; kw < KW; kw++) {
+                const float* srcrow = col + (size_t)((c * KH + kh) * KW + kw) * OH * OW;
+                int lo, hi;
+                valid_range(kw, stride, pad, W, OW, &lo, &hi);
+                int off = kw - pad;
+                for (int oh = 0; oh < OH; oh++) {
+                    int ih = oh * stride - pad + kh;
+                    if (ih < 0 || ih >= H) continue;
+                    float* d = dx + ((size_t)c * H + ih) * W;
+                    const float* s = srcrow + (size_t)oh * OW;
+                    if (stride == 1) {
+                        for (int ow = lo; ow < hi; ow++) d[ow + off] += s[ow];
+                    } else {
+                        for (int ow = lo; ow < hi; ow++) d[ow * stride + off] += s[ow];
+                    }
+                }
+            }
+}
+
+static inline int is_pointwise(int KH, int KW, int stride, int pad) {
+    return KH == 1 && KW == 1 && stride == 1 && pad == 0;
+}
+
+size_t jem_conv2d_workspace(int C, int KH, int KW, int OH, int OW, int OC, int threads) {
+    size_t col = (size_t)C * KH * KW * OH * OW;
+    size_t wgt = (size_t)OC * C * KH * KW;
+    return (size_t)threads * (col + wgt);
+}
+
+void jem_conv2d_forward(float* out, const float* inp, const float* weight, const float* bias,
+                        int N, int C, int H, int W, int OC, int KH, int KW,
+                        int stride, int pad, int OH, int OW, float* work) {
+    const int K = C * KH * KW, P = OH * OW;
+    const size_t per = (size_t)K * P + (size_t)OC * K;
+    const int pw = is_pointwise(KH, KW, stride, pad);
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float* col = work + (size_t)omp_get_thread_num() * per;
+        const float* x = inp + (size_t)n * C * H * W;
+        float* y = out + (size_t)n * OC * P;
+        if (pw) col = (float*)x; else im2col(x, C, H, W, KH, KW, stride, pad, OH, OW, col);
+        if (bias) {
+            for (int o = 0; o < OC; o++) { float b = bias[o]; float* yo = y + (size_t)o * P; for (int p = 0; p < P; p++) yo[p] = b; }
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, P, K,
+                    1.0f, weight, K, col, P, bias ? 1.0f : 0.0f, y, P);
+    }
+}
+
+void jem_conv2d_backward_input(float* dinp, const float* dout, const float* weight,
+                               int N, int C, int H, int W, int OC, int KH, int KW,
+                               int stride, int pad, int OH, int OW, float* work) {
+    const int K = C * KH * KW, P = OH * OW;
+    const size_t per = (size_t)K * P + (size_t)OC * K;
+    const int pw = is_pointwise(KH, KW, stride, pad);
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float* col = work + (size_t)omp_get_thread_num() * per;
+        float* dx = dinp + (size_t)n * C * H * W;
+        const float* dy = dout + (size_t)n * OC * P;
+        // dcol (K, P) = weightᵀ (K, OC) · dy (OC, P)
+        float* dst = pw ? dx : col;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, OC,
+                    1.0f, weight, K, dy, P, 0.0f, dst, P);
+        if (!pw) col2im(col, C, H, W, KH, KW, stride, pad, OH, OW, dx);
+    }
+}
+
+void jem_conv2d_backward_weight(float* dweight, float* dbias, const float* dout, const float* inp,
+                                int N, int C, int H, int W, int OC, int KH, int KW,
+                                int stride, int pad, int OH, int OW, float* work) {
+    const int K = C * KH * KW, P = OH * OW;
+    const size_t per = (size_t)K * P + (size_t)OC * K;
+    const int pw = is_pointwise(KH, KW, stride, pad);
+    int T = 1;
+    #pragma omp parallel
+    {
+        #pragma omp single
+        T = omp_get_num_threads();
+        int t = omp_get_thread_num();
+        float* col = work + (size_t)t * per;
+        float* dw = col + (size_t)K * P;   // thread-private dweight accumulator (OC, K)
+        memset(dw, 0, sizeof(float) * (size_t)OC * K);
+        #pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            const float* x = inp + (size_t)n * C * H * W;
+            const float* dy = dout + (size_t)n * OC * P;
+            const float* c = x;
+            if (!pw) { im2col(x, C, H, W, KH, KW, stride, pad, OH, OW, col); c = col; }
+            // dw (OC, K) += dy (OC, P) · colᵀ (P, K)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, K, P,
+                        1.0f, dy, P, c, P, 1.0f, dw, K);
+        }
+    }
+    // Reduce the private accumulators in a fixed order: deterministic for a given thread count.
+    for (int t = 0; t < T; t++) {
+        const float* dw = work + (size_t)t * per + (size_t)K * P;
+        for (size_t i = 0; i < (size_t)OC * K; i++) dweight[i] += dw[i];
+    }
+    if (dbias) {
+        #pragma omp parallel for schedule(static)
+        for (int o = 0; o < OC; o++) {
+            double s = 0;
+            for (int n = 0; n < N; n++) {
+                const float* dy = dout + ((size_t)n * OC + o) * P;
+                for (int p = 0; p < P; p++) s += dy[p];
+            }
+            dbias[o] += (float)s;
+        }
+    }
+}
+
+void jem_conv2d_forward_naive(float* out, const float* inp, const float* weight, const float* bias,
+                              int N, int C, int H, int W, int OC, int KH, int KW,
+                              int stride, int pad, int OH, int OW) {
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    double s = bias ? bias[o] : 0.0;
+                    for (int c = 0; c < C; c++)
+                        for (int kh = 0; kh < KH; kh++)
+                            for (int kw = 0; kw < KW; kw++) {
+                                int ih = oh * stride - pad + kh, iw = ow * stride - pad + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                s += (double)inp[(((size_t)n * C + c) * H + ih) * W + iw] *
+                                     weight[(((size_t)o * C + c) * KH + kh) * KW + kw];
+                            }
+                    out[(((size_t)n * OC + o) * OH + oh) * OW + ow] = (float)s;
+                }
+}
+
+void jem_conv2d_backward_naive(float* dinp, float* dweight, float* dbias, const float* dout,
+                               const float* inp, const float* weight,
+                               int N, int C, int H, int W, int OC, int KH, int KW,
+                               int stride, int pad, int OH, int OW) {
+    if (dinp) memset(dinp, 0, sizeof(float) * (size_t)N * C * H * W);
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    float g = dout[(((size_t)n * OC + o) * OH + oh) * OW + ow];
+                    if (dbias) dbias[o] += g;
+                    for (int c = 0; c < C; c++)
+                        for (int kh = 0; kh < KH; kh++)
+                            for (int kw = 0; kw < KW; kw++) {
+                                int ih = oh * stride - pad + kh, iw = ow * stride - pad + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                size_t xi = (((size_t)n * C + c) * H + ih) * W + iw;
+                                size_t wi = (((size_t)o * C + c) * KH + kh) * KW + kw;
+                                if (dinp) dinp[xi] += g * weight[wi];
+                                if (dweight) dweight[wi] += g * inp[xi];
+                            }
+                }
+}

@@ -1,0 +1,119 @@
+// jem_kernels.h: the C compute kernels of robust-eval. Kernels take pointers and sizes; they never
+// allocate, print or exit. Swift (JEMCore) owns memory and checks every shape before a call.
+//
+// Layout: NCHW float32, C order. Dimensions are N (batch), C (channels), H, W (height, width),
+// OC (output channels), KH, KW (kernel), OH, OW (output spatial size).
+//
+// Gradient contract (as in llm.c): a backward kernel *overwrites* the input gradient (`dinp =`)
+// and *accumulates* parameter gradients (`dweight +=`, `dbias +=`).
+#ifndef JEM_KERNELS_H
+#define JEM_KERNELS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---- runtime -------------------------------------------------------------------------------
+/// Sets the OpenMP thread count, pins OpenBLAS to one thread (the kernels parallelise over the
+/// batch themselves, so BLAS and OpenMP never oversubscribe) and makes idle OpenMP threads sleep.
+void jem_runtime_init(int threads);
+int jem_num_threads(void);
+
+// ---- convolution (im2col + sgemm, one image per OpenMP thread) ------------------------------
+/// Floats of workspace the conv kernels need: threads * (C*KH*KW*OH*OW + OC*C*KH*KW).
+size_t jem_conv2d_workspace(int C, int KH, int KW, int OH, int OW, int OC, int threads);
+/// out (N,OC,OH,OW) = conv(inp (N,C,H,W), weight (OC,C,KH,KW)) + bias (OC) [bias may be NULL].
+void jem_conv2d_forward(float* out, const float* inp, const float* weight, const float* bias,
+                        int N, int C, int H, int W, int OC, int KH, int KW,
+                        int stride, int pad, int OH, int OW, float* work);
+/// dinp (N,C,H,W) = conv_transpose(dout (N,OC,OH,OW), weight). Overwrites dinp.
+void jem_conv2d_backward_input(float* dinp, const float* dout, const float* weight,
+                               int N, int C, int H, int W, int OC, int KH, int KW,
+                               int stride, int pad, int OH, int OW, float* work);
+/// dweight (OC,C,KH,KW) += dout ⋆ inp; dbias (OC) += sum over N,OH,OW of dout [dbias may be NULL].
+void jem_conv2d_backward_weight(float* dweight, float* dbias, const float* dout, const float* inp,
+                                int N, int C, int H, int W, int OC, int KH, int KW,
+                                int stride, int pad, int OH, int OW, float* work);
+/// Naive oracles (direct loops), same contracts.
+void jem_conv2d_forward_naive(float* out, const float* inp, const float* weight, const float* bias,
+                              int N, int C, int H, int W, int OC, int KH, int KW,
+                              int stride, int pad, int OH, int OW);
+void jem_conv2d_backward_naive(float* dinp, float* dweight, float* dbias, const float* dout,
+                               const float* inp, const float* weight,
+                               int N, int C, int H, int W, int OC, int KH, int KW,
+                               int stride, int pad, int OH, int OW);
+
+// ---- linear ---------------------------------------------------------------------------------
+/// out (N,OUT) = inp (N,IN) · weight (OUT,IN)ᵀ + bias (OUT).
+void jem_linear_forward(float* out, const float* inp, const float* weight, const float* bias,
+                        int N, int IN, int OUT);
+/// dinp (N,IN) = dout · weight [dinp may be NULL]; dweight += doutᵀ · inp, dbias += Σ dout
+/// [dweight, dbias may be NULL: an input-gradient pass skips them].
+void jem_linear_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                         const float* inp, const float* weight, int N, int IN, int OUT);
+void jem_linear_forward_naive(float* out, const float* inp, const float* weight, const float* bias,
+                              int N, int IN, int OUT);
+void jem_linear_backward_naive(float* dinp, float* dweight, float* dbias, const float* dout,
+                               const float* inp, const float* weight, int N, int IN, int OUT);
+
+// ---- pointwise ------------------------------------------------------------------------------
+/// out = x > 0 ? x : slope*x (n elements). out may alias inp.
+void jem_leaky_relu_forward(float* out, const float* inp, float slope, size_t n);
+/// dinp = dout * (inp > 0 ? 1 : slope). dinp may alias dout.
+void jem_leaky_relu_backward(float* dinp, const float* dout, const float* inp, float slope, size_t n);
+/// out = a + b.
+void jem_add_forward(float* out, const float* a, const float* b, size_t n);
+/// y += alpha * x.
+void jem_axpy(float* y, const float* x, float alpha, size_t n);
+/// y = alpha * y.
+void jem_scale(float* y, float alpha, size_t n);
+/// x = min(max(x, lo), hi).
+void jem_clamp(float* x, float lo, float hi, size_t n);
+/// Per-channel affine map on NCHW: out[n,c,:] = inp[n,c,:] * scale[c] + shift[c].
+void jem_channel_affine(float* out, const float* inp, const float* scale, const float* shift,
+                        int N, int C, int HW);
+
+// ---- pooling --------------------------------------------------------------------------------
+/// out (N,C) = mean over H*W of inp (N,C,H,W).
+void jem_global_avg_pool_forward(float* out, const float* inp, int N, int C, int HW);
+/// dinp (N,C,H,W) = dout (N,C) / HW, broadcast. Overwrites dinp.
+void jem_global_avg_pool_backward(float* dinp, const float* dout, int N, int C, int HW);
+
+// ---- batch norm -----------------------------------------------------------------------------
+/// Training mode: batch statistics over (N,H,W) per channel. Writes out, the batch mean and the
+/// inverse standard deviation (saved for backward), and updates the running statistics with
+/// `momentum` (PyTorch convention: running = (1-momentum)*running + momentum*batch, unbiased var).
+void jem_batchnorm_train_forward(float* out, float* mean, float* invstd, float* running_mean,
+                                 float* running_var, const float* inp, const float* gamma,
+                                 const float* beta, float eps, float momentum, int N, int C, int HW);
+/// dinp = BN backward through batch statistics; dgamma, dbeta += (may be NULL).
+void jem_batchnorm_train_backward(float* dinp, float* dgamma, float* dbeta, const float* dout,
+                                  const float* inp, const float* mean, const float* invstd,
+                                  const float* gamma, int N, int C, int HW);
+/// Eval mode with running statistics: out = (inp - rm)/sqrt(rv+eps)*gamma + beta.
+void jem_batchnorm_eval_forward(float* out, const float* inp, const float* running_mean,
+                                const float* running_var, const float* gamma, const float* beta,
+                                float eps, int N, int C, int HW);
+/// dinp = dout * gamma/sqrt(rv+eps); dgamma, dbeta += (may be NULL).
+void jem_batchnorm_eval_backward(float* dinp, float* dgamma, float* dbeta, const float* dout,
+                                 const float* inp, const float* running_mean,
+                                 const float* running_var, const float* gamma, float eps,
+                                 int N, int C, int HW);
+
+// ---- reductions over logits -----------------------------------------------------------------
+/// out (N) = logsumexp over K of logits (N,K).
+void jem_logsumexp_forward(float* out, const float* logits, int N, int K);
+/// dlogits (N,K) += dout[n] * softmax(logits)[n,:].
+void jem_logsumexp_backward(float* dlogits, const float* dout, const float* logits, int N, int K);
+/// loss (N) = -log softmax(logits)[n, labels[n]].
+void jem_softmax_xent_forward(float* loss, const float* logits, const int* labels, int N, int K);
+/// dlogits (N,K) += dloss[n] * (softmax(logits)[n,:] - onehot(labels[n])).
+void jem_softmax_xent_backward(float* dlogits, const float* dloss, const float* logits,
+                               const int* labels, int N, int K);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

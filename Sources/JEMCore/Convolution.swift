@@ -1,0 +1,74 @@
+// Convolution.swift: the 2-D convolution layer (NCHW, weight (OC, C, KH, KW), bias (OC)) and its
+// gradient rule. Shapes are checked here, before any kernel call.
+import CJEMKernels
+
+public final class Conv2d {
+    public let weight: Parameter
+    public let bias: Parameter?
+    public let inputChannels: Int, outputChannels: Int, kernelSize: Int, stride: Int, padding: Int
+
+    /// - Parameters:
+    ///   - name: the PyTorch module path, e.g. `f.layer1.0.conv1`.
+    public init(name: String, inputChannels: Int, outputChannels: Int, kernelSize: Int,
+                stride: Int = 1, padding: Int = 0, bias: Bool = true) {
+        self.inputChannels = inputChannels; self.outputChannels = outputChannels
+        self.kernelSize = kernelSize; self.stride = stride; self.padding = padding
+        weight = Parameter(name: name + ".weight", shape: [outputChannels, inputChannels, kernelSize, kernelSize])
+        self.bias = bias ? Parameter(name: name + ".bias", shape: [outputChannels]) : nil
+    }
+
+    public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
+
+    /// PyTorch's default initialisation (kaiming-uniform with a = √5): U(±1/√fan_in) for both.
+    public func initialize(_ rng: inout SeededRandom) {
+        let fanIn = Float(inputChannels * kernelSize * kernelSize)
+        let bound = 1 / fanIn.squareRoot()
+        rng.fillUniform(weight.value, lo: -bound, hi: bound)
+        if let bias { rng.fillUniform(bias.value, lo: -bound, hi: bound) }
+    }
+
+    public func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
+        ((h + 2 * padding - kernelSize) / stride + 1, (w + 2 * padding - kernelSize) / stride + 1)
+    }
+
+    public func callAsFunction(_ x: Variable, tape: Tape?) throws -> Variable {
+        let s = x.shape
+        guard s.count == 4, s[1] == inputChannels else {
+            throw JEMError.shapeMismatch(what: weight.name + " input", expected: [-1, inputChannels, -1, -1], found: s)
+        }
+        let (n, c, h, w) = (s[0], s[1], s[2], s[3])
+        let (oh, ow) = outputSize(h, w)
+        guard oh > 0, ow > 0 else {
+            throw JEMError.invalidArgument("\(weight.name): input \(h)×\(w) is too small for a \(kernelSize)×\(kernelSize) kernel")
+        }
+        let oc = outputChannels, k = kernelSize, st = stride, pad = padding
+        let out = Tensor(shape: [n, oc, oh, ow])
+        let threads = Runtime.threads
+        let wsCount = jem_conv2d_workspace(Int32(c), Int32(k), Int32(k), Int32(oh), Int32(ow), Int32(oc), Int32(threads))
+        let work = Tensor(shape: [wsCount])
+        jem_conv2d_forward(out.data, x.value.data, weight.value.data, bias?.value.data,
+                           Int32(n), Int32(c), Int32(h), Int32(w), Int32(oc), Int32(k), Int32(k),
+                           Int32(st), Int32(pad), Int32(oh), Int32(ow), work.data)
+        let y = Variable(out, requiresGrad: needsGrad(tape, x))
+        if let tape, y.requiresGrad {
+            let weight = self.weight, bias = self.bias
+            tape.record {
+                guard let dy = y.grad else { return }
+                let work = Tensor(shape: [wsCount])
+                if tape.parameterGradients {
+                    jem_conv2d_backward_weight(weight.grad.data, bias?.grad.data, dy.data, x.value.data,
+                                               Int32(n), Int32(c), Int32(h), Int32(w), Int32(oc), Int32(k), Int32(k),
+                                               Int32(st), Int32(pad), Int32(oh), Int32(ow), work.data)
+                }
+                if x.requiresGrad {
+                    let dx = Tensor(shape: [n, c, h, w])
+                    jem_conv2d_backward_input(dx.data, dy.data, weight.value.data,
+                                              Int32(n), Int32(c), Int32(h), Int32(w), Int32(oc), Int32(k), Int32(k),
+                                              Int32(st), Int32(pad), Int32(oh), Int32(ow), work.data)
+                    x.accumulate(dx)
+                }
+            }
+        }
+        return y
+    }
+}

@@ -1,0 +1,20 @@
+// Runtime.swift: process-wide kernel configuration: thread count and allocator behaviour.
+import CJEMKernels
+import Foundation
+
+public enum Runtime {
+    nonisolated(unsafe) private static var configured = false
+
+    /// Configures the kernels for `threads` threads (0: all cores). Safe to call again.
+    public static func configure(threads: Int = 0) {
+        configured = true
+        jem_runtime_init(Int32(threads))
+    }
+
+    public static var threads: Int {
+        if !configured { configure() }
+        return Int(jem_num_threads())
+    }
+
+    static func ensureConfigured() { if !configured { configure() } }
+}

@@ -1,0 +1,2 @@
+import JEMCore
+print("robust-eval")

@@ -1,0 +1,123 @@
+// FileFormatTests.swift: safetensors and .npy round trips, and a clear error (naming the file and
+// the problem) for every kind of bad file.
+import XCTest
+@testable import JEMCore
+
+final class FileFormatTests: XCTestCase {
+    func smallModel() throws -> WideResNet {
+        let m = try WideResNet(config: WRNConfig(depth: 10, width: 1, inChannels: 1, numClasses: 3))
+        m.initialize(seed: 1)
+        return m
+    }
+
+    func assertError(_ body: @autoclosure () throws -> Any, contains parts: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try body(), file: file, line: line) { e in
+            let msg = "\(e)"
+            for p in parts { XCTAssertTrue(msg.contains(p), "'\(msg)' should contain '\(p)'", file: file, line: line) }
+        }
+    }
+
+    func testModelRoundTripKeepsWeightsAndMetadata() throws {
+        let m = try smallModel()
+        let path = tempPath("rt.safetensors")
+        try ModelIO.save(m, to: path, extra: ["note": "x"])
+        let l = try ModelIO.load(path: path)
+        XCTAssertEqual(l.model.config, m.config)
+        XCTAssertEqual(l.metadata["arch"], "wrn"); XCTAssertEqual(l.metadata["input_std"], "0.5")
+        XCTAssertEqual(l.metadata["note"], "x")
+        for (a, b) in zip(m.parameters, l.model.parameters) { XCTAssertEqual(a.value.array, b.value.array, a.name) }
+        let f = try SafeTensorsFile(path: path)
+        XCTAssertNotNil(f.entries["energy_output.weight"]); XCTAssertNotNil(f.entries["f.linear.weight"])
+    }
+
+    func testBareStateDictNeedsArchitectureAndAcceptsModulePrefix() throws {
+        let m = try smallModel()
+        let path = tempPath("bare.safetensors")
+        try SafeTensorsFile.write(path: path, tensors: m.parameters.map { ("module." + $0.name, $0.value) }
+            + [("module.energy_output.weight", Tensor(shape: [1, 64]))], metadata: [:])
+        assertError(try ModelIO.load(path: path), contains: [path, "--arch"])
+        let l = try ModelIO.load(path: path, overrides: ModelOverrides(arch: "wrn-10-1", inChannels: 1, classes: 3, inputMean: [0.5], inputStd: [0.5]))
+        XCTAssertEqual(l.model.parameters[0].value.array, m.parameters[0].value.array)
+    }
+
+    func testWrongArchitectureNamesTensorAndBothShapes() throws {
+        let path = tempPath("arch.safetensors")
+        try ModelIO.save(try smallModel(), to: path)
+        assertError(try ModelIO.load(path: path, overrides: ModelOverrides(arch: "wrn-10-2")),
+                    contains: [path, "f.layer1.0.conv1.weight", "[32,16,3,3]", "[16,16,3,3]"])
+        assertError(try ModelIO.load(path: path, overrides: ModelOverrides(arch: "wrn-11-2")), contains: ["6n+4"])
+    }
+
+    func testMissingTensor() throws {
+        let m = try smallModel()
+        let path = tempPath("missing.safetensors")
+        try SafeTensorsFile.write(path: path, tensors: m.parameters.dropLast().map { ($0.name, $0.value) }, metadata: ModelIO.metadata(for: m.config))
+        assertError(try ModelIO.load(path: path), contains: [path, "missing tensor", "class_output.bias"])
+    }
+
+    func header(_ json: String, declaredLength: UInt64? = nil, data: [UInt8] = []) -> Data {
+        var d = Data()
+        withUnsafeBytes(of: (declaredLength ?? UInt64(json.utf8.count)).littleEndian) { d.append(contentsOf: $0) }
+        d.append(contentsOf: Array(json.utf8)); d.append(contentsOf: data)
+        return d
+    }
+
+    func testBadSafetensorsFiles() throws {
+        let p = "bad.safetensors"
+        assertError(try SafeTensorsFile(data: header("{}", declaredLength: 1000), path: p), contains: [p, "past the end"])
+        assertError(try SafeTensorsFile(data: header("{not json"), path: p), contains: [p, "malformed JSON"])
+        assertError(try SafeTensorsFile(data: header(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: [0, 0, 0]), path: p),
+                    contains: [p, "`a`", "out of range"])
+        assertError(try SafeTensorsFile(data: header(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, data: Array(repeating: 0, count: 12)), path: p),
+                    contains: [p, "overlapping"])
+        assertError(try SafeTensorsFile(data: header(#"{"a":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}}"#, data: Array(repeating: 0, count: 8)), path: p),
+                    contains: [p, "unsupported dtype C64"])
+        assertError(try SafeTensorsFile(data: header(#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: Array(repeating: 0, count: 8)), path: p),
+                    contains: [p, "needs 12 bytes"])
+        assertError(try SafeTensorsFile(data: Data([1, 2]), path: p), contains: [p, "8-byte"])
+        assertError(try SafeTensorsFile(path: "/nonexistent/m.safetensors"), contains: ["/nonexistent/m.safetensors", "cannot read"])
+    }
+
+    func testTruncatedModelFile() throws {
+        let path = tempPath("trunc.safetensors")
+        try ModelIO.save(try smallModel(), to: path)
+        let d = try Data(contentsOf: URL(fileURLWithPath: path))
+        try d.prefix(d.count - 100).write(to: URL(fileURLWithPath: path))
+        assertError(try ModelIO.load(path: path), contains: [path, "out of range"])
+    }
+
+    func testNpyRoundTripAndDtypes() throws {
+        let t = try Tensor(shape: [2, 3], values: [0, 1, 2, 3, 4.5, -1])
+        let path = tempPath("a.npy")
+        try NpyArray.write(t, to: path)
+        let r = try NpyArray.read(path: path)
+        XCTAssertEqual(r.shape, [2, 3]); XCTAssertEqual(r.dtype, .f4); XCTAssertEqual(r.tensor().array, t.array)
+        try NpyArray.write([3, -2, 7], to: path)
+        let i = try NpyArray.read(path: path)
+        XCTAssertEqual(i.dtype, .i8); XCTAssertEqual(i.values, [3, -2, 7])
+        for (descr, bytes, expect) in [("|u1", [UInt8]([200]), 200.0), ("<i4", [255, 255, 255, 255], -1.0),
+                                       ("<f8", [0, 0, 0, 0, 0, 0, 0xF8, 0x3F], 1.5)] {
+            let d = npyData(descr: descr, fortran: false, shape: "(1,)", payload: bytes)
+            XCTAssertEqual(try NpyArray.parse(d, path: "x.npy").values, [expect], descr)
+        }
+    }
+
+    func npyData(descr: String, fortran: Bool, shape: String, payload: [UInt8], magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]) -> Data {
+        var h = "{'descr': '\(descr)', 'fortran_order': \(fortran ? "True" : "False"), 'shape': \(shape), }"
+        while (10 + h.count + 1) % 64 != 0 { h += " " }
+        h += "\n"
+        var d = Data(magic + [1, 0, UInt8(h.utf8.count & 0xFF), UInt8(h.utf8.count >> 8)])
+        d.append(contentsOf: Array(h.utf8)); d.append(contentsOf: payload)
+        return d
+    }
+
+    func testBadNpyFiles() {
+        let p = "bad.npy"
+        assertError(try NpyArray.parse(npyData(descr: "<f4", fortran: false, shape: "(1,)", payload: [0, 0, 0, 0], magic: Array("NUMPY!".utf8)), path: p),
+                    contains: [p, "bad magic"])
+        assertError(try NpyArray.parse(npyData(descr: "<f4", fortran: true, shape: "(1,)", payload: [0, 0, 0, 0]), path: p), contains: [p, "Fortran"])
+        assertError(try NpyArray.parse(npyData(descr: "<c8", fortran: false, shape: "(1,)", payload: Array(repeating: 0, count: 8)), path: p),
+                    contains: [p, "unsupported .npy dtype '<c8'"])
+        assertError(try NpyArray.parse(npyData(descr: "<f4", fortran: false, shape: "(3,)", payload: [0, 0, 0, 0]), path: p), contains: [p, "truncated"])
+    }
+}

@@ -1,0 +1,78 @@
+// KernelTests.swift: every fast C kernel against its naive oracle on random shapes
+// (odd sizes, stride 2, 1×1 and 3×3 kernels, batch 1).
+import CJEMKernels
+import XCTest
+@testable import JEMCore
+
+final class KernelTests: XCTestCase {
+    override func setUp() { Runtime.configure(threads: 2) }
+
+    struct ConvCase { let n, c, h, w, oc, k, stride, pad: Int }
+
+    let convCases = [
+        ConvCase(n: 1, c: 1, h: 5, w: 5, oc: 2, k: 3, stride: 1, pad: 1),
+        ConvCase(n: 3, c: 3, h: 7, w: 9, oc: 5, k: 3, stride: 2, pad: 1),
+        ConvCase(n: 2, c: 4, h: 6, w: 6, oc: 3, k: 1, stride: 1, pad: 0),
+        ConvCase(n: 2, c: 4, h: 9, w: 7, oc: 6, k: 1, stride: 2, pad: 0),
+        ConvCase(n: 5, c: 2, h: 11, w: 11, oc: 4, k: 5, stride: 2, pad: 2),
+        ConvCase(n: 1, c: 3, h: 4, w: 3, oc: 2, k: 3, stride: 1, pad: 0),
+        ConvCase(n: 4, c: 16, h: 14, w: 14, oc: 32, k: 3, stride: 1, pad: 1),
+    ]
+
+    func testConvolutionMatchesNaive() throws {
+        var rng = SeededRandom(seed: 1)
+        for cc in convCases {
+            let oh = (cc.h + 2 * cc.pad - cc.k) / cc.stride + 1, ow = (cc.w + 2 * cc.pad - cc.k) / cc.stride + 1
+            let x = randomTensor([cc.n, cc.c, cc.h, cc.w], &rng)
+            let w = randomTensor([cc.oc, cc.c, cc.k, cc.k], &rng)
+            let b = randomTensor([cc.oc], &rng)
+            let dy = randomTensor([cc.n, cc.oc, oh, ow], &rng)
+            let ws = Tensor(shape: [jem_conv2d_workspace(Int32(cc.c), Int32(cc.k), Int32(cc.k), Int32(oh), Int32(ow), Int32(cc.oc), 2)])
+            let args = (Int32(cc.n), Int32(cc.c), Int32(cc.h), Int32(cc.w), Int32(cc.oc), Int32(cc.k), Int32(cc.stride), Int32(cc.pad), Int32(oh), Int32(ow))
+            let fast = Tensor(shape: dy.shape), slow = Tensor(shape: dy.shape)
+            jem_conv2d_forward(fast.data, x.data, w.data, b.data, args.0, args.1, args.2, args.3, args.4, args.5, args.5, args.6, args.7, args.8, args.9, ws.data)
+            jem_conv2d_forward_naive(slow.data, x.data, w.data, b.data, args.0, args.1, args.2, args.3, args.4, args.5, args.5, args.6, args.7, args.8, args.9)
+            assertClose(fast, slow, tol: 1e-5, "conv forward \(cc)")
+            let dxF = Tensor(shape: x.shape), dxS = Tensor(shape: x.shape)
+            let dwF = randomTensor(w.shape, &rng), dbF = randomTensor([cc.oc], &rng)
+            let dwS = dwF.copy(), dbS = dbF.copy()   // accumulation (+=) contract
+            jem_conv2d_backward_input(dxF.data, dy.data, w.data, args.0, args.1, args.2, args.3, args.4, args.5, args.5, args.6, args.7, args.8, args.9, ws.data)
+            jem_conv2d_backward_weight(dwF.data, dbF.data, dy.data, x.data, args.0, args.1, args.2, args.3, args.4, args.5, args.5, args.6, args.7, args.8, args.9, ws.data)
+            jem_conv2d_backward_naive(dxS.data, dwS.data, dbS.data, dy.data, x.data, w.data, args.0, args.1, args.2, args.3, args.4, args.5, args.5, args.6, args.7, args.8, args.9)
+            assertClose(dxF, dxS, tol: 1e-5, "conv dinput \(cc)")
+            assertClose(dwF, dwS, tol: 1e-5, "conv dweight \(cc)")
+            assertClose(dbF, dbS, tol: 1e-5, "conv dbias \(cc)")
+        }
+    }
+
+    func testLinearMatchesNaive() {
+        var rng = SeededRandom(seed: 2)
+        for (n, i, o) in [(1, 3, 2), (7, 13, 5), (64, 128, 10)] {
+            let x = randomTensor([n, i], &rng), w = randomTensor([o, i], &rng), b = randomTensor([o], &rng)
+            let f = Tensor(shape: [n, o]), s = Tensor(shape: [n, o])
+            jem_linear_forward(f.data, x.data, w.data, b.data, Int32(n), Int32(i), Int32(o))
+            jem_linear_forward_naive(s.data, x.data, w.data, b.data, Int32(n), Int32(i), Int32(o))
+            assertClose(f, s, tol: 1e-5, "linear forward")
+            let dy = randomTensor([n, o], &rng)
+            let dxF = Tensor(shape: x.shape), dxS = Tensor(shape: x.shape)
+            let dwF = randomTensor(w.shape, &rng), dbF = randomTensor([o], &rng)
+            let dwS = dwF.copy(), dbS = dbF.copy()
+            jem_linear_backward(dxF.data, dwF.data, dbF.data, dy.data, x.data, w.data, Int32(n), Int32(i), Int32(o))
+            jem_linear_backward_naive(dxS.data, dwS.data, dbS.data, dy.data, x.data, w.data, Int32(n), Int32(i), Int32(o))
+            assertClose(dxF, dxS, tol: 1e-5, "linear dinput")
+            assertClose(dwF, dwS, tol: 1e-5, "linear dweight")
+            assertClose(dbF, dbS, tol: 1e-5, "linear dbias")
+        }
+    }
+
+    func testLogitReductionsMatchHandComputation() throws {
+        let z = try Tensor(shape: [2, 3], values: [1, 2, 3, -1000, 0, 1000])
+        let lse = Losses.logsumexp(z)
+        XCTAssertEqual(lse[0], Float(log(exp(1.0) + exp(2.0) + exp(3.0))), accuracy: 1e-5)
+        XCTAssertEqual(lse[1], 1000, accuracy: 1e-3)   // stable for large logits
+        let ce = try Losses.crossEntropy(z, labels: [0, 2])
+        XCTAssertEqual(ce[0], lse[0] - 1, accuracy: 1e-5)
+        XCTAssertEqual(ce[1], 0, accuracy: 1e-4)
+        XCTAssertThrowsError(try Losses.crossEntropy(z, labels: [0, 3]))
+    }
+}

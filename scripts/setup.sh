@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the system packages robust-eval needs on Debian, if missing: OpenBLAS, LLVM's OpenMP
+# runtime, zlib, and the real Fashion-MNIST (the default data set). Needs root (or sudo).
+set -euo pipefail
+need=()
+for p in libopenblas-dev libomp-dev zlib1g-dev dataset-fashion-mnist; do
+    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+    echo "installed: ${need[*]}"
+fi
