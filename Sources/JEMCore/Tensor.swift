@@ -87,6 +87,21 @@ public final class Tensor {
         (data + start * per).update(from: src.data, count: src.count)
     }
 
+    /// Rows `idx` along the first axis, in that order.
+    public func gather(rows idx: [Int]) -> Tensor {
+        let per = count / max(shape[0], 1)
+        var s = shape; s[0] = idx.count
+        let t = Tensor(shape: s)
+        for (j, i) in idx.enumerated() { (t.data + j * per).update(from: data + i * per, count: per) }
+        return t
+    }
+
+    /// Writes row j of `src` into row idx[j].
+    public func scatter(rows idx: [Int], from src: Tensor) {
+        let per = count / max(shape[0], 1)
+        for (j, i) in idx.enumerated() { (data + i * per).update(from: src.data + j * per, count: per) }
+    }
+
     /// Concatenation along the first axis.
     public static func concat(_ parts: [Tensor]) throws -> Tensor {
         guard let first = parts.first else { throw JEMError.invalidArgument("concat of no tensors") }

@@ -1,0 +1,384 @@
+// Trainer.swift: JEM training as the reference does it (train_wrn_ebm.py): per iteration, a
+// labelled batch for the p(y|x) term, persistent-buffer SGLD samples x_q for the p(x) term,
+//   loss = px·(−mean lse f(x) + mean lse f(x_q)) + pyx·CE(f(x), y) + pxy·(…) + l2·mean(lse² …),
+// one forward/backward of data and samples together, then the optimiser step. Deterministic for a
+// given seed and thread count: every iteration's randomness is derived from (seed, restarts,
+// iteration), so a resumed run reproduces the uninterrupted one. A divergence guard rolls back
+// to the last checkpoint.
+import Foundation
+
+/// What is saved in a checkpoint besides tensors.
+public struct TrainState: Codable, Equatable, Sendable {
+    public var iteration: Int = 0
+    public var restarts: Int = 0
+    public var lrScale: Float = 1
+    public var secondsTrained: Double = 0
+}
+
+/// One epoch's log line (JSON lines in DIR/log.jsonl).
+public struct EpochLog: Codable, Sendable {
+    public var epoch: Int
+    public var iteration: Int
+    public var ce: Double
+    public var px_term: Double
+    public var energy_gap: Double
+    public var train_accuracy: Double
+    public var validation_accuracy: Double?
+    public var seconds: Double
+    public var restarts: Int
+    public var lr: Double
+}
+
+/// Live statistics for the progress line.
+public struct TrainProgress: Sendable {
+    public var iteration: Int, totalIterations: Int, epoch: Int
+    public var ce: Double, pxTerm: Double, energyGap: Double, accuracy: Double
+}
+
+public final class Trainer {
+    public let config: TrainConfig
+    public let model: WideResNet
+    let optimizer: Optimizer
+    let train: Dataset
+    let validation: Dataset?
+    let outDir: String
+    public private(set) var state = TrainState()
+    /// The replay buffer of SGLD samples, pixels (bufferSize, C, H, W).
+    public let buffer: Tensor?
+    var classMean: Tensor?, classStd: Tensor?
+    /// Snapshot at the last good checkpoint (in memory) for roll-back.
+    var snapshot: (params: [Tensor], optim: [Tensor], buffer: Tensor?, state: TrainState)?
+    /// Fault injection for tests: (iteration, lr multiplier) applied while restarts == 0.
+    public var injectLRSpike: (from: Int, to: Int, factor: Float)?
+
+    public var itersPerEpoch: Int { (train.count) / config.batchSize }
+    public var totalIterations: Int { itersPerEpoch * config.epochs }
+
+    public var checkpointPath: String { (outDir as NSString).appendingPathComponent("checkpoint.safetensors") }
+    public var modelPath: String { (outDir as NSString).appendingPathComponent("model.safetensors") }
+    public var logPath: String { (outDir as NSString).appendingPathComponent("log.jsonl") }
+
+    /// - Parameters:
+    ///   - data: the training split; the first `validationSize` examples of a seeded shuffle are held out.
+    public init(config: TrainConfig, data: Dataset, outDir: String, inputMean: [Float]? = nil, inputStd: [Float]? = nil) throws {
+        try config.validate(trainCount: data.count)
+        self.config = config
+        self.outDir = outDir
+        var splitRng = SeededRandom(seed: config.seed ^ 0x5EED_DA7A)
+        var perm = splitRng.permutation(data.count)
+        let valIdx = perm[0..<config.validationSize]
+        perm.removeFirst(config.validationSize)
+        let (tx, ty) = data.batch(perm[...])
+        train = try Dataset(images: tx, labels: ty, numClasses: data.numClasses, name: data.name)
+        if config.validationSize > 0 {
+            let (vx, vy) = data.batch(valIdx)
+            validation = try Dataset(images: vx, labels: vy, numClasses: data.numClasses, name: data.name + " (held out)")
+        } else { validation = nil }
+        let (d, k) = try WRNConfig.parseArch(config.arch)
+        model = try WideResNet(config: WRNConfig(depth: d, width: k, inChannels: data.channels, numClasses: data.numClasses,
+                                                 norm: config.norm, inputMean: inputMean, inputStd: inputStd))
+        model.initialize(seed: config.seed)
+        optimizer = Optimizer(parameters: model.trainableParameters, config: config.optimizer)
+        if config.pxWeight > 0 || config.pxyWeight > 0 {
+            buffer = Tensor(shape: [config.bufferSize, data.channels, data.height, data.width])
+        } else { buffer = nil }
+        if config.bufferInit == .gaussian { fitClassGaussians() }
+        if let buffer {
+            var rng = SeededRandom(seed: config.seed ^ 0xB0FF)
+            for i in 0..<config.bufferSize { initSample(buffer, row: i, label: i * data.numClasses / config.bufferSize, rng: &rng) }
+        }
+    }
+
+    // MARK: buffer
+
+    func fitClassGaussians() {
+        let per = train.channels * train.height * train.width, k = train.numClasses
+        let mean = Tensor(shape: [k, per]), sq = Tensor(shape: [k, per])
+        var count = [Int](repeating: 0, count: k)
+        for i in 0..<train.count {
+            let y = train.labels[i]; count[y] += 1
+            for j in 0..<per { let v = train.images.data[i * per + j]; mean.data[y * per + j] += v; sq.data[y * per + j] += v * v }
+        }
+        for y in 0..<k where count[y] > 0 {
+            for j in 0..<per {
+                let m = mean.data[y * per + j] / Float(count[y])
+                mean.data[y * per + j] = m
+                sq.data[y * per + j] = max(sq.data[y * per + j] / Float(count[y]) - m * m, 0).squareRoot()
+            }
+        }
+        classMean = mean; classStd = sq
+    }
+
+    /// A fresh chain start in row `row` of t: U(−1,1) in normalised space, or the class Gaussian.
+    func initSample(_ t: Tensor, row: Int, label: Int, rng: inout SeededRandom) {
+        let c = model.config
+        let per = t.count / t.shape[0], hw = per / c.inChannels
+        let p = t.data + row * per
+        switch config.bufferInit {
+        case .uniform:
+            for k in 0..<c.inChannels { for j in 0..<hw { p[k * hw + j] = c.inputMean[k] + c.inputStd[k] * (2 * rng.uniform() - 1) } }
+        case .gaussian:
+            let m = classMean!.data + label * per, s = classStd!.data + label * per
+            let z = Tensor(shape: [per]); rng.fillNormal(z)
+            for j in 0..<per { p[j] = min(max(m[j] + s[j] * z.data[j], 0), 1) }
+        }
+    }
+
+    // MARK: schedule
+
+    public func learningRate(iteration it: Int) -> Float {
+        var lr = config.lr * state.lrScale
+        if it < config.warmupIterations { lr *= Float(it + 1) / Float(config.warmupIterations) }
+        let epoch = it / max(itersPerEpoch, 1)
+        for e in config.decayEpochs where epoch >= e { lr *= config.decayRate }
+        if let s = injectLRSpike, state.restarts == 0, it >= s.from, it < s.to { lr *= s.factor }
+        return lr
+    }
+
+    // MARK: one iteration
+
+    struct StepStats { var loss: Double, ce: Double, px: Double, gap: Double, correct: Int, n: Int }
+
+    static func mix(_ a: UInt64, _ b: UInt64, _ c: UInt64) -> UInt64 {
+        var r = SeededRandom(seed: a &* 0x9E37_79B9_7F4A_7C15 ^ b &* 0xC2B2_AE3D_27D4_EB4F ^ c &* 0x1656_67B1_9E37_79F9)
+        return r.next()
+    }
+
+    var epochPermCache: (epoch: Int, perm: [Int])?
+
+    func permutation(epoch: Int) -> [Int] {
+        if let c = epochPermCache, c.epoch == epoch { return c.perm }
+        var r = SeededRandom(seed: Trainer.mix(config.seed, 0xE90C, UInt64(epoch)))
+        let p = r.permutation(train.count)
+        epochPermCache = (epoch, p)
+        return p
+    }
+
+    /// Reflect-pad 4, random crop, optional horizontal flip, in place.
+    func augment(_ x: Tensor, rng: inout SeededRandom) {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        var src = [Float](repeating: 0, count: h * w)
+        for i in 0..<n {
+            let dy = Int(rng.next() % 9) - 4, dx = Int(rng.next() % 9) - 4
+            let flip = config.flip && rng.next() & 1 == 1
+            for k in 0..<c {
+                let p = x.data + (i * c + k) * h * w
+                for j in 0..<(h * w) { src[j] = p[j] }
+                for r in 0..<h {
+                    var sr = r + dy; if sr < 0 { sr = -sr } else if sr >= h { sr = 2 * h - 2 - sr }
+                    for q in 0..<w {
+                        var sq = (flip ? w - 1 - q : q) + dx; if sq < 0 { sq = -sq } else if sq >= w { sq = 2 * w - 2 - sq }
+                        p[r * w + q] = src[sr * w + sq]
+                    }
+                }
+            }
+        }
+    }
+
+    func step(iteration it: Int) throws -> StepStats {
+        let b = config.batchSize
+        let epoch = it / itersPerEpoch, pos = it % itersPerEpoch
+        let perm = permutation(epoch: epoch)
+        var rng = SeededRandom(seed: Trainer.mix(config.seed, UInt64(state.restarts), UInt64(it)))
+        let (x, y) = train.batch(perm[(pos * b)..<((pos + 1) * b)])
+        if config.augment { augment(x, rng: &rng) }
+        if config.dataNoise > 0 {
+            let noise = Tensor(shape: x.shape); rng.fillNormal(noise, std: config.dataNoise)
+            let c = model.config, hw = x.shape[2] * x.shape[3]
+            for i in 0..<x.count { x.data[i] += c.inputStd[(i / hw) % c.inChannels] * noise.data[i] }
+        }
+        var input = x
+        var qIdx: [Int] = [], qLabels: [Int]? = nil
+        let useSamples = buffer != nil
+        if let buffer {
+            qIdx = (0..<b).map { _ in Int(rng.next() % UInt64(config.bufferSize)) }
+            let xq = buffer.gather(rows: qIdx)
+            let k = train.numClasses
+            // Class of each chain: its buffer chunk (the reference splits the buffer into K chunks).
+            let chainLabels = qIdx.map { min($0 * k / config.bufferSize, k - 1) }
+            for i in 0..<b where rng.uniform() < config.reinitFrequency { initSample(xq, row: i, label: chainLabels[i], rng: &rng) }
+            if config.pxyWeight > 0 { qLabels = chainLabels }
+            try SGLD.run(model, xq, config: config.sgld, labels: qLabels, rng: &rng)
+            buffer.scatter(rows: qIdx, from: xq)
+            input = try Tensor.concat([x, xq])
+        }
+        model.zeroGradients()
+        var stats = StepStats(loss: 0, ce: 0, px: 0, gap: 0, correct: 0, n: b)
+        let c = config
+        _ = try model.accumulateParameterGradients(input, training: true) { z in
+            let k = z.shape[1]
+            let d = Tensor(shape: z.shape)
+            let zd = z.rows(0, b)
+            let ce = try Losses.crossEntropy(zd, labels: y)
+            let lseD = Losses.logsumexp(zd)
+            let pred = zd.argmaxRows()
+            stats.correct = zip(pred, y).filter { $0 == $1 }.count
+            stats.ce = Double(ce.reduce(0, +)) / Double(b)
+            let inv = 1 / Float(b)
+            let dd = Tensor(shape: [b, k])
+            try Losses.addCrossEntropyGradient(dd, logits: zd, labels: y, weights: Array(repeating: c.pyxWeight * inv, count: b))
+            var loss = Double(c.pyxWeight) * stats.ce
+            if useSamples {
+                let zq = z.rows(b, b)
+                let lseQ = Losses.logsumexp(zq)
+                let mD = Double(lseD.reduce(0, +)) / Double(b), mQ = Double(lseQ.reduce(0, +)) / Double(b)
+                stats.px = -(mD - mQ); stats.gap = mD - mQ
+                let dq = Tensor(shape: [b, k])
+                if c.pxWeight > 0 {
+                    loss += Double(c.pxWeight) * stats.px
+                    Losses.addLogsumexpGradient(dd, logits: zd, weights: Array(repeating: -c.pxWeight * inv, count: b))
+                    Losses.addLogsumexpGradient(dq, logits: zq, weights: Array(repeating: c.pxWeight * inv, count: b))
+                }
+                if c.pxyWeight > 0, let ql = qLabels {
+                    // p(x|y) term: −(mean f(x)[y] − mean f(x_q)[y_q]).
+                    for i in 0..<b {
+                        loss -= Double(c.pxyWeight) * Double(zd.data[i * k + y[i]] - zq.data[i * k + ql[i]]) / Double(b)
+                        dd.data[i * k + y[i]] -= c.pxyWeight * inv
+                        dq.data[i * k + ql[i]] += c.pxyWeight * inv
+                    }
+                }
+                if c.energyL2 > 0 {
+                    loss += Double(c.energyL2) * (zip(lseD, lseQ).reduce(0.0) { $0 + Double($1.0 * $1.0 + $1.1 * $1.1) }) / Double(b)
+                    Losses.addLogsumexpGradient(dd, logits: zd, weights: lseD.map { 2 * c.energyL2 * $0 * inv })
+                    Losses.addLogsumexpGradient(dq, logits: zq, weights: lseQ.map { 2 * c.energyL2 * $0 * inv })
+                }
+                d.setRows(b, dq)
+            } else {
+                stats.gap = Double(lseD.reduce(0, +)) / Double(b)
+            }
+            d.setRows(0, dd)
+            stats.loss = loss
+            return d
+        }
+        return stats
+    }
+
+    // MARK: checkpoints
+
+    func takeSnapshot() {
+        snapshot = (model.parameters.map { $0.value.copy() }, optimizer.state.map { $0.1.copy() }, buffer?.copy(), state)
+    }
+
+    func restoreSnapshot() {
+        guard let s = snapshot else { return }
+        for (p, t) in zip(model.parameters, s.params) { p.value.assign(t) }
+        for (o, t) in zip(optimizer.state, s.optim) { o.1.assign(t) }
+        if let b = buffer, let sb = s.buffer { b.assign(sb) }
+        // optimizer.step lives in the state tensor "optim.step"; reload it through load(state:) semantics
+        optimizer.setStep(Int(s.optim.last![0]))
+        let keepRestarts = state.restarts, keepScale = state.lrScale, keepSecs = state.secondsTrained
+        state = s.state
+        state.restarts = keepRestarts; state.lrScale = keepScale; state.secondsTrained = keepSecs
+    }
+
+    public func saveCheckpoint() throws {
+        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        var tensors = model.parameters.map { ("model." + $0.name, $0.value) } + optimizer.state
+        if let buffer { tensors.append(("buffer", buffer)) }
+        let enc = JSONEncoder(); enc.outputFormatting = .sortedKeys
+        var meta = ModelIO.metadata(for: model.config)
+        meta["train_state"] = String(data: try enc.encode(state), encoding: .utf8)!
+        meta["train_config"] = String(data: try enc.encode(config), encoding: .utf8)!
+        try SafeTensorsFile.write(path: checkpointPath, tensors: tensors, metadata: meta)
+        takeSnapshot()
+    }
+
+    /// Restores model, optimiser, buffer and state from DIR/checkpoint.safetensors.
+    public func resume() throws {
+        let f = try SafeTensorsFile(path: checkpointPath)
+        guard let cj = f.metadata["train_config"], let saved = try? JSONDecoder().decode(TrainConfig.self, from: Data(cj.utf8)) else {
+            throw JEMError.badFile(path: checkpointPath, reason: "not a robust-eval training checkpoint (no train_config)")
+        }
+        guard saved == config else {
+            throw JEMError.invalidArgument("--resume \(outDir): the checkpoint was made with different settings; resume with the same flags (saved: \(cj))")
+        }
+        guard let sj = f.metadata["train_state"], let st = try? JSONDecoder().decode(TrainState.self, from: Data(sj.utf8)) else {
+            throw JEMError.badFile(path: checkpointPath, reason: "missing train_state")
+        }
+        for p in model.parameters { p.value.assign(try f.tensor("model." + p.name)) }
+        try optimizer.load(state: f)
+        if let buffer { buffer.assign(try f.tensor("buffer")) }
+        state = st
+        takeSnapshot()
+    }
+
+    // MARK: the loop
+
+    /// Trains to the end (or until `stopAfter` iterations in this call, for tests), checkpointing
+    /// every `checkpointEvery` iterations and at each epoch end.
+    public func run(stopAfter: Int? = nil, log: (String) -> Void = { _ in },
+                    progress: (TrainProgress) -> Void = { _ in }) throws {
+        if snapshot == nil { try saveCheckpoint() }
+        var acc = (loss: 0.0, ce: 0.0, px: 0.0, gap: 0.0, correct: 0, n: 0)
+        var done = 0
+        var t0 = Date()
+        while state.iteration < totalIterations {
+            if let s = stopAfter, done >= s { break }
+            let it = state.iteration
+            let lr = learningRate(iteration: it)
+            let s = try step(iteration: it)
+            let finiteWeights = !s.loss.isNaN && model.trainableParameters.allSatisfy { $0.grad.isFinite }
+            if !s.loss.isFinite || abs(s.loss) > Double(config.lossBound) || !finiteWeights {
+                state.restarts += 1
+                guard state.restarts <= config.maxRestarts else {
+                    throw JEMError.diverged("loss \(s.loss) at iteration \(it); gave up after \(config.maxRestarts) roll-backs. The last good checkpoint is \(checkpointPath); try a lower --lr, more --sgld-steps or --energy-l2 0.1")
+                }
+                state.lrScale *= config.restartLRFactor
+                let back = snapshot!.state.iteration
+                restoreSnapshot()
+                log("iteration \(it): loss \(s.loss) diverged; rolled back to iteration \(back), re-seeded (restart \(state.restarts)), learning rate × \(config.restartLRFactor) → \(config.lr * state.lrScale)")
+                acc = (0, 0, 0, 0, 0, 0)
+                continue
+            }
+            optimizer.update(lr: lr)
+            state.iteration += 1
+            done += 1
+            acc.loss += s.loss; acc.ce += s.ce; acc.px += s.px; acc.gap += s.gap; acc.correct += s.correct; acc.n += s.n
+            let steps = Double(max(acc.n / config.batchSize, 1))
+            progress(TrainProgress(iteration: state.iteration, totalIterations: totalIterations, epoch: state.iteration / itersPerEpoch,
+                                   ce: acc.ce / steps, pxTerm: acc.px / steps, energyGap: acc.gap / steps,
+                                   accuracy: Double(acc.correct) / Double(max(acc.n, 1))))
+            let epochEnd = state.iteration % itersPerEpoch == 0
+            if epochEnd || state.iteration % config.checkpointEvery == 0 {
+                state.secondsTrained += Date().timeIntervalSince(t0); t0 = Date()
+                try saveCheckpoint()
+            }
+            if epochEnd {
+                let val = try validation.map { try accuracy(of: $0) }
+                let e = EpochLog(epoch: state.iteration / itersPerEpoch, iteration: state.iteration, ce: acc.ce / steps,
+                                 px_term: acc.px / steps, energy_gap: acc.gap / steps,
+                                 train_accuracy: Double(acc.correct) / Double(max(acc.n, 1)),
+                                 validation_accuracy: val, seconds: state.secondsTrained, restarts: state.restarts, lr: Double(lr))
+                try appendLog(e)
+                try saveModel()
+                log(String(format: "epoch %d: CE %.4f, p(x) term %.4f, train acc %.2f%%, validation acc %@, %.0f s",
+                           e.epoch, e.ce, e.px_term, 100 * e.train_accuracy, val.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a", e.seconds))
+                acc = (0, 0, 0, 0, 0, 0)
+            }
+        }
+        state.secondsTrained += Date().timeIntervalSince(t0)
+    }
+
+    public var finished: Bool { state.iteration >= totalIterations }
+
+    public func accuracy(of d: Dataset) throws -> Double {
+        let pred = try model.logits(d.images, batchSize: 500).argmaxRows()
+        return Double(zip(pred, d.labels).filter { $0 == $1 }.count) / Double(max(d.count, 1))
+    }
+
+    func appendLog(_ e: EpochLog) throws {
+        let enc = JSONEncoder(); enc.outputFormatting = .sortedKeys
+        let line = String(data: try enc.encode(e), encoding: .utf8)! + "\n"
+        let old = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        try AtomicFile.write(old + line, to: logPath)
+    }
+
+    /// Writes the final model (never a non-finite one), with the recipe in its metadata.
+    public func saveModel(to path: String? = nil) throws {
+        let enc = JSONEncoder(); enc.outputFormatting = .sortedKeys
+        try ModelIO.save(model, to: path ?? modelPath, extra: [
+            "train_config": String(data: try enc.encode(config), encoding: .utf8)!,
+            "train_iterations": "\(state.iteration)", "train_seconds": String(format: "%.0f", state.secondsTrained),
+        ])
+    }
+}

@@ -1,0 +1,140 @@
+// Options.swift: flags shared by several subcommands (model, data, runtime).
+import ArgumentParser
+import Foundation
+import JEMCore
+
+/// Parses "8/255", "0.03" or "1e-2".
+func parseFraction(_ s: String) -> Double? {
+    let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+    if parts.count == 2, let a = Double(parts[0]), let b = Double(parts[1]), b != 0 { return a / b }
+    if parts.count == 1 { return Double(s) }
+    return nil
+}
+
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: "Model: 'jem' (bundled, default), 'baseline' (bundled), or a .safetensors file.")
+    var model: String = "jem"
+    @Option(name: .long, help: "Architecture of a bare state dict, wrn-D-K (overrides metadata).")
+    var arch: String?
+    @Option(name: .long, help: "Input channels (overrides metadata).")
+    var inChannels: Int?
+    @Option(name: .long, help: "Class count (overrides metadata).")
+    var classes: Int?
+    @Flag(name: .long, help: "The model uses batch norm (overrides metadata).")
+    var batchNorm = false
+    @Option(name: .long, help: "Per-channel input mean, comma-separated (overrides metadata).")
+    var inputMean: String?
+    @Option(name: .long, help: "Per-channel input std, comma-separated (overrides metadata).")
+    var inputStd: String?
+
+    func overrides() throws -> ModelOverrides {
+        ModelOverrides(arch: arch, inChannels: inChannels, classes: classes, batchNorm: batchNorm ? true : nil,
+                       inputMean: try inputMean.map { try ModelIO.parseFloats($0, what: "--input-mean") },
+                       inputStd: try inputStd.map { try ModelIO.parseFloats($0, what: "--input-std") })
+    }
+
+    func load() throws -> LoadedModel {
+        try BundledModels.load(model, overrides: try overrides())
+    }
+}
+
+/// The models shipped with the toolkit, found next to the executable from any working directory.
+enum BundledModels {
+    static let names = ["jem": "jem-fmnist.safetensors", "baseline": "baseline-fmnist.safetensors"]
+
+    static func directory() -> String? {
+        if let env = ProcessInfo.processInfo.environment["ROBUST_EVAL_MODELS"] { return env }
+        return Bundle.module.resourcePath.map { ($0 as NSString).appendingPathComponent("Models") }
+    }
+
+    static func resolve(_ name: String) throws -> String {
+        guard let file = names[name.lowercased()] else { return name }
+        guard let dir = directory() else { throw JEMError.io(path: name, reason: "cannot locate the bundled models directory") }
+        let p = (dir as NSString).appendingPathComponent(file)
+        guard FileManager.default.fileExists(atPath: p) else {
+            throw JEMError.io(path: p, reason: "bundled model '\(name)' is not present in this build (see README: Bundled models)")
+        }
+        return p
+    }
+
+    static func load(_ name: String, overrides: ModelOverrides = ModelOverrides()) throws -> LoadedModel {
+        try ModelIO.load(path: try resolve(name), overrides: overrides)
+    }
+}
+
+struct DataOptions: ParsableArguments {
+    @Option(name: .long, help: "Data set: fashion-mnist[:DIR] (default), mnist:DIR, cifar10:DIR, cifar100:DIR[:coarse], svhn:FILE.mat, npy:IMAGES.npy[,LABELS.npy].")
+    var data: String = "fashion-mnist"
+    @Option(name: .long, help: "Split: train or test.")
+    var split: String = "test"
+    @Option(name: .long, help: "Use at most N examples.")
+    var limit: Int?
+    @Option(name: .long, help: "Skip the first K examples.")
+    var offset: Int = 0
+    @Option(name: .long, help: "Shuffle with this seed before --offset/--limit.")
+    var shuffle: UInt64?
+    @Option(name: .long, help: "Layout of .npy images when ambiguous: nchw or nhwc.")
+    var layout: String?
+    @Option(name: .long, help: "Pad images (zeros, centred) to S×S.")
+    var padTo: Int?
+    @Option(name: .long, help: "Repeat grey images to C channels.")
+    var toChannels: Int?
+
+    func validateFlags() throws {
+        if let limit, limit <= 0 { throw ValidationError("--limit must be positive, got \(limit)") }
+        if offset < 0 { throw ValidationError("--offset must be ≥ 0, got \(offset)") }
+        if Split(rawValue: split) == nil { throw ValidationError("--split must be train or test, got '\(split)'") }
+        if let layout, NpyLayout(rawValue: layout.lowercased()) == nil { throw ValidationError("--layout must be nchw or nhwc, got '\(layout)'") }
+    }
+
+    func load(defaultClasses: Int? = nil) throws -> Dataset {
+        try validateFlags()
+        let spec = try DataSpec.parse(data)
+        var d = try spec.load(split: Split(rawValue: split)!, layout: layout.flatMap { NpyLayout(rawValue: $0.lowercased()) },
+                              defaultClasses: defaultClasses)
+        if limit != nil || offset > 0 || shuffle != nil { d = try d.subset(offset: offset, limit: limit, shuffleSeed: shuffle) }
+        if padTo != nil || toChannels != nil { d = try d.adapted(toChannels: toChannels, toSize: padTo) }
+        return d
+    }
+}
+
+struct RuntimeOptions: ParsableArguments {
+    @Option(name: .long, help: "Threads (0: all cores).")
+    var threads: Int = 0
+    @Option(name: .long, help: "Seed for every random choice.")
+    var seed: UInt64 = 0
+
+    func apply() { Runtime.configure(threads: threads) }
+}
+
+/// A progress line on a terminal (rate and ETA), nothing otherwise.
+final class Progress {
+    let total: Int, label: String
+    let start = Date()
+    let tty = isatty(STDERR_FILENO) != 0
+    var last = Date.distantPast
+
+    init(total: Int, label: String) { self.total = total; self.label = label }
+
+    func update(_ done: Int, extra: String = "") {
+        guard tty, Date().timeIntervalSince(last) > 0.25 || done == total else { return }
+        last = Date()
+        let el = Date().timeIntervalSince(start)
+        let rate = Double(done) / max(el, 1e-9)
+        let eta = rate > 0 ? Double(total - done) / rate : 0
+        FileHandle.standardError.write("\r\u{1B}[K\(label) \(done)/\(total)  \(String(format: "%.1f", rate))/s  ETA \(formatDuration(eta))  \(extra)".data(using: .utf8)!)
+    }
+
+    func finish() { if tty { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) } }
+}
+
+func formatDuration(_ s: Double) -> String {
+    let t = Int(s.rounded())
+    return t >= 3600 ? String(format: "%dh%02dm", t / 3600, (t % 3600) / 60) : String(format: "%dm%02ds", t / 60, t % 60)
+}
+
+func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try AtomicFile.write(try enc.encode(value), to: path)
+}

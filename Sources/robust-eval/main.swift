@@ -1,2 +1,0 @@
-import JEMCore
-print("robust-eval")
