@@ -50,5 +50,6 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "JEMCore"]),
         .testTarget(name: "JEMRobustTests", dependencies: ["JEMRobust", "Attacks", "JEMCore"]),
+        .testTarget(name: "CLITests", dependencies: ["robust-eval", "JEMCore", "Attacks"]),
     ]
 )

@@ -1,0 +1,76 @@
+// Evaluation.swift: clean and robust accuracy of a classifier under an attack over a data set,
+// in batches, with per-example results. An example is robust when it is classified correctly both
+// clean and after the attack. Stochastic classifiers' predictions average the logits of
+// `evalRuns` independent runs (reported as such).
+import Foundation
+import JEMCore
+
+public struct RobustnessResult: Sendable {
+    public var labels: [Int]
+    public var cleanPredictions: [Int]
+    public var adversarialPredictions: [Int]
+    public var perturbationNorms: [Float]
+    public var seconds: Double
+
+    public init(labels: [Int], cleanPredictions: [Int], adversarialPredictions: [Int], perturbationNorms: [Float], seconds: Double) {
+        self.labels = labels; self.cleanPredictions = cleanPredictions; self.adversarialPredictions = adversarialPredictions
+        self.perturbationNorms = perturbationNorms; self.seconds = seconds
+    }
+
+    public var n: Int { labels.count }
+    public var cleanCorrect: [Bool] { zip(cleanPredictions, labels).map { $0 == $1 } }
+    public var robustCorrect: [Bool] { (0..<n).map { cleanPredictions[$0] == labels[$0] && adversarialPredictions[$0] == labels[$0] } }
+    public var cleanAccuracy: Double { Double(cleanCorrect.filter { $0 }.count) / Double(max(n, 1)) }
+    public var robustAccuracy: Double { Double(robustCorrect.filter { $0 }.count) / Double(max(n, 1)) }
+}
+
+public enum Evaluation {
+    /// Predictions with logits averaged over `runs` runs (1 for deterministic classifiers).
+    public static func predict(_ model: Classifier, _ x: Tensor, runs: Int, rng: inout SeededRandom) throws -> [Int] {
+        let r = model.isStochastic ? max(runs, 1) : 1
+        let z = try model.logits(x, rng: &rng)
+        for _ in 1..<max(r, 1) {
+            let z2 = try model.logits(x, rng: &rng)
+            for i in 0..<z.count { z.data[i] += z2.data[i] }
+        }
+        return z.argmaxRows()
+    }
+
+    /// Random targets t ≠ y.
+    public static func randomTargets(labels: [Int], classes: Int, rng: inout SeededRandom) -> [Int] {
+        labels.map { y in (y + 1 + Int(rng.next() % UInt64(classes - 1))) % classes }
+    }
+
+    /// Runs `attack` on every batch of `data`.
+    /// - Parameters:
+    ///   - adversarials: if given, receives the adversarial examples (same order as the data).
+    ///   - progress: called with the number of examples done.
+    public static func run(_ model: Classifier, attack: Attack, images: Tensor, labels: [Int], batchSize: Int,
+                           seed: UInt64, evalRuns: Int = 1, targeted: Bool = false,
+                           adversarials: Tensor? = nil, progress: (Int) -> Void = { _ in }) throws -> RobustnessResult {
+        guard batchSize >= 1 else { throw JEMError.invalidArgument("--batch-size must be ≥ 1, got \(batchSize)") }
+        let n = labels.count
+        guard images.shape.count == 4, images.shape[0] == n else {
+            throw JEMError.invalidArgument("\(images.shape.first ?? 0) images but \(n) labels")
+        }
+        var clean: [Int] = [], adv: [Int] = [], norms: [Float] = []
+        let t0 = Date()
+        var start = 0, batchIndex: UInt64 = 0
+        while start < n {
+            let m = min(batchSize, n - start)
+            var rng = SeededRandom(seed: seed &+ 0x9E37_79B9 &* (batchIndex + 1))
+            let x = images.rows(start, m)
+            let y = Array(labels[start..<(start + m)])
+            clean += try predict(model, x, runs: evalRuns, rng: &rng)
+            let targets = targeted ? randomTargets(labels: y, classes: model.numClasses, rng: &rng) : nil
+            let xa = try attack.attack(model, x, labels: y, targets: targets, rng: &rng)
+            adv += try predict(model, xa, runs: evalRuns, rng: &rng)
+            norms += Projection.norms(xa, x, norm: attack.norm)
+            adversarials?.setRows(start, xa)
+            start += m; batchIndex += 1
+            progress(start)
+        }
+        return RobustnessResult(labels: labels, cleanPredictions: clean, adversarialPredictions: adv,
+                                perturbationNorms: norms, seconds: Date().timeIntervalSince(t0))
+    }
+}

@@ -1,0 +1,109 @@
+// AttackOptions.swift: the flags of PGD-style attacks, shared by pgd, transfer, defend and curve,
+// and the input selection (--data or --images/--labels) and report outputs they share.
+import ArgumentParser
+import Attacks
+import Foundation
+import JEMCore
+
+extension ThreatNorm: ExpressibleByArgument {}
+extension AttackLoss: ExpressibleByArgument {}
+
+struct AttackOptions: ParsableArguments {
+    @Option(name: .long, help: "Threat model: linf or l2.") var norm: ThreatNorm = .linf
+    @Option(name: .long, help: "ε, a fraction (8/255) or a decimal. Default: 8/255 (L∞), 0.5 (L2).") var eps: String?
+    @Option(name: .long, help: "PGD steps (default 10).") var steps: Int = 10
+    @Option(name: .long, help: "Step size, absolute (2/255) or relative to ε ('0.25eps'). Default: ε/4 for L∞ (2/255 at 8/255), 2.5·ε/steps for L2.") var stepSize: String?
+    @Option(name: .long, help: "Restarts; an example is broken if any restart breaks it.") var restarts: Int = 1
+    @Flag(name: .long, help: "Start at x instead of a random point in the ε-ball.") var noRandomStart = false
+    @Flag(name: .long, help: "Targeted attack towards a random wrong class per example (seeded).") var targeted = false
+    @Option(name: .long, help: "Loss: ce (cross-entropy) or margin (CW).") var loss: AttackLoss = .ce
+    @Flag(name: .long, help: "Stop attacking examples already broken.") var earlyStop = false
+
+    func parseEps() throws -> Float {
+        guard let s = eps else { return norm == .linf ? 8.0 / 255 : 0.5 }
+        guard let v = parseFraction(s), v.isFinite else { throw ValidationError("--eps '\(s)' is not a number (use 8/255 or 0.03)") }
+        guard v >= 0 else { throw ValidationError("--eps must be non-negative, got \(s)") }
+        if norm == .linf && v > 1 { throw ValidationError("--eps \(s) is above 1 (the whole pixel range) for L∞") }
+        return Float(v)
+    }
+
+    func config(epsilon: Float? = nil) throws -> PGDConfig {
+        var c = PGDConfig()
+        c.norm = norm
+        c.epsilon = try epsilon ?? parseEps()
+        guard steps >= 1 else { throw ValidationError("--steps must be ≥ 1 for PGD, got \(steps)") }
+        guard restarts >= 1 else { throw ValidationError("--restarts must be ≥ 1, got \(restarts)") }
+        c.steps = steps; c.restarts = restarts; c.randomStart = !noRandomStart; c.targeted = targeted
+        c.loss = loss; c.earlyStop = earlyStop
+        if let s = stepSize {
+            if s.hasSuffix("eps") {
+                guard let f = parseFraction(String(s.dropLast(3))) ?? (s == "eps" ? 1 : nil), f >= 0 else { throw ValidationError("--step-size '\(s)' is not a number times eps") }
+                c.stepSize = Float(f) * c.epsilon
+            } else {
+                guard let v = parseFraction(s), v >= 0, v.isFinite else { throw ValidationError("--step-size '\(s)' is not a non-negative number") }
+                c.stepSize = Float(v)
+            }
+        } else {
+            c.stepSize = PGDConfig.defaultStepSize(norm: norm, epsilon: c.epsilon, steps: steps)
+        }
+        try c.validate()
+        return c
+    }
+}
+
+struct InputOptions: ParsableArguments {
+    @OptionGroup var data: DataOptions
+    @Option(name: .long, help: "Images .npy instead of --data (N×C×H×W or N×H×W×C, in [0,1] or uint8).") var images: String?
+    @Option(name: .long, help: "Labels .npy for --images.") var labels: String?
+    @Option(name: .long, help: "Batch size.") var batchSize: Int = 128
+
+    func load(classes: Int) throws -> Dataset {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be ≥ 1, got \(batchSize)") }
+        var d: Dataset
+        if let images {
+            guard let labels else { throw ValidationError("--images needs --labels") }
+            d = try NpyImages.load(images: images, labels: labels, layout: data.layout.flatMap { NpyLayout(rawValue: $0) }, defaultClasses: classes)
+            if data.limit != nil || data.offset > 0 { d = try d.subset(offset: data.offset, limit: data.limit, shuffleSeed: data.shuffle) }
+        } else {
+            d = try data.load(defaultClasses: classes)
+        }
+        guard d.numClasses == classes else {
+            throw ValidationError("\(d.name) has \(d.numClasses) classes but the model has \(classes)")
+        }
+        return d
+    }
+}
+
+struct OutputOptions: ParsableArguments {
+    @Option(name: .long, help: "Write the report as JSON.") var json: String?
+    @Option(name: .long, help: "Write per-example results as CSV (index,label,clean_prediction,adversarial_prediction,perturbation_norm).") var perExample: String?
+    @Option(name: .long, help: "Save the adversarial examples, float32 N×C×H×W .npy in [0,1], input order.") var saveAdversarials: String?
+
+    func writePerExample(_ r: RobustnessResult) throws {
+        guard let perExample else { return }
+        var s = "index,label,clean_prediction,adversarial_prediction,perturbation_norm\n"
+        for i in 0..<r.n {
+            s += "\(i),\(r.labels[i]),\(r.cleanPredictions[i]),\(r.adversarialPredictions[i]),\(r.perturbationNorms[i])\n"
+        }
+        try AtomicFile.write(s, to: perExample)
+    }
+}
+
+struct AttackReport: Codable {
+    var command: String
+    var model: String
+    var data: String
+    var n: Int
+    var clean_accuracy: Double
+    var robust_accuracy: Double
+    var attack: PGDConfig
+    var attack_summary: String
+    var gradient: String
+    var eval_runs: Int?
+    var seed: UInt64
+    var seconds: Double
+    var images_per_second_per_step: Double
+    var defense: String?
+    var transfer_source: String?
+    var transfer_rate: Double?
+}

@@ -1,0 +1,3 @@
+import JEMRobust
+import XCTest
+final class DefenseTests: XCTestCase {}
