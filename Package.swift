@@ -46,7 +46,7 @@ let package = Package(
             ],
             resources: [.copy("Models")]
         ),
-        .testTarget(name: "JEMCoreTests", dependencies: ["JEMCore", "CJEMKernels"],
+        .testTarget(name: "JEMCoreTests", dependencies: ["JEMCore", "CJEMKernels", "CZlib"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "JEMCore"]),
         .testTarget(name: "JEMRobustTests", dependencies: ["JEMRobust", "Attacks", "JEMCore"]),

@@ -18,7 +18,7 @@ run() {  # run NAME FLAGS...
 if [ "$what" = jem ] || [ "$what" = all ]; then
     # JEM: reference loss and sampler; 10 SGLD steps (reference 20) with JEM++ clamping and an
     # L2 energy penalty of 0.1 so it trains stably in about 3 hours on 2 cores.
-    run jem --data fashion-mnist --arch wrn-10-2 --epochs 6 --decay-epochs 5 --lr 1e-4 \
+    run jem --data fashion-mnist --arch wrn-10-2 --epochs 6 --decay-epochs 5 --lr 2e-4 --warmup-iters 500 \
         --sgld-steps 10 --sgld-clamp --energy-l2 0.1 --seed 1
     cp runs/jem/model.safetensors Sources/robust-eval/Models/jem-fmnist.safetensors
 fi
