@@ -34,32 +34,36 @@ public enum SGLD {
     ///   - rng: the noise source.
     public static func run(_ model: WideResNet, _ x: Tensor, config: SGLDConfig, labels: [Int]? = nil,
                            rng: inout SeededRandom) throws {
+        let noise = Tensor(shape: x.shape)
+        for _ in 0..<config.steps { try step(model, x, config: config, labels: labels, noise: noise, rng: &rng) }
+    }
+
+    /// One Langevin step on x in place; `noise` is scratch space of x's shape.
+    public static func step(_ model: WideResNet, _ x: Tensor, config: SGLDConfig, labels: [Int]? = nil,
+                            noise: Tensor, rng: inout SeededRandom) throws {
         let c = model.config
         let n = x.shape[0], ch = x.shape[1], hw = x.shape[2] * x.shape[3]
-        let noise = Tensor(shape: x.shape)
-        for _ in 0..<config.steps {
-            let (_, g) = try model.inputGradient(x) { z in
-                let d = Tensor(shape: z.shape)
-                if let labels {
-                    let k = z.shape[1]
-                    for (i, y) in labels.enumerated() { d.data[i * k + y] = 1 }
-                } else {
-                    Losses.addLogsumexpGradient(d, logits: z, weights: Array(repeating: 1, count: z.shape[0]))
-                }
-                return d
+        let (_, g) = try model.inputGradient(x) { z in
+            let d = Tensor(shape: z.shape)
+            if let labels {
+                let k = z.shape[1]
+                for (i, y) in labels.enumerated() { d.data[i * k + y] = 1 }
+            } else {
+                Losses.addLogsumexpGradient(d, logits: z, weights: Array(repeating: 1, count: z.shape[0]))
             }
-            if config.noise > 0 { rng.fillNormal(noise, std: config.noise) }
-            for i in 0..<n {
-                for k in 0..<ch {
-                    let s = c.inputStd[k]
-                    let base = (i * ch + k) * hw
-                    for j in base..<(base + hw) {
-                        var gu = s * g.data[j]               // ∇ᵤ = std · ∇ₓ
-                        if config.clampGradient { gu = min(max(gu, -1), 1) }
-                        var v = x.data[j] + s * (config.stepSize * gu + (config.noise > 0 ? noise.data[j] : 0))
-                        if config.clampSamples { v = min(max(v, 0), 1) }
-                        x.data[j] = v
-                    }
+            return d
+        }
+        if config.noise > 0 { rng.fillNormal(noise, std: config.noise) }
+        for i in 0..<n {
+            for k in 0..<ch {
+                let s = c.inputStd[k]
+                let base = (i * ch + k) * hw
+                for j in base..<(base + hw) {
+                    var gu = s * g.data[j]               // ∇ᵤ = std · ∇ₓ
+                    if config.clampGradient { gu = min(max(gu, -1), 1) }
+                    var v = x.data[j] + s * (config.stepSize * gu + (config.noise > 0 ? noise.data[j] : 0))
+                    if config.clampSamples { v = min(max(v, 0), 1) }
+                    x.data[j] = v
                 }
             }
         }

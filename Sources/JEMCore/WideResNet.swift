@@ -49,7 +49,7 @@ public struct WRNConfig: Codable, Equatable, Sendable {
             throw JEMError.invalidArgument("input_mean and input_std need \(inChannels) values (one per channel), got \(inputMean.count) and \(inputStd.count)")
         }
         guard inputStd.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw JEMError.invalidArgument("input_std must be positive, got \(inputStd)") }
-        guard leak.isFinite, leak >= 0, leak < 1 else { throw JEMError.invalidArgument("leak must be in [0, 1), got \(leak)") }
+        guard leak.isFinite, leak >= 0, leak <= 1 else { throw JEMError.invalidArgument("leak must be in [0, 1], got \(leak)") }
     }
 
     public var stageWidths: [Int] { [16, 16 * width, 32 * width, 64 * width] }
