@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages robust-eval needs on Debian, if missing: OpenBLAS, LLVM's OpenMP
-# runtime, zlib, and the real Fashion-MNIST (the default data set). Needs root (or sudo).
+# runtime, zlib, librsvg (SVG → PNG for plots) and the real Fashion-MNIST (the default data set).
+# Needs root (or sudo).
 set -euo pipefail
 need=()
-for p in libopenblas-dev libomp-dev zlib1g-dev dataset-fashion-mnist; do
+for p in libopenblas-dev libomp-dev zlib1g-dev librsvg2-bin dataset-fashion-mnist; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -4,6 +4,7 @@ import ArgumentParser
 import Attacks
 import Foundation
 import JEMCore
+import JEMRobust
 
 extension ThreatNorm: ExpressibleByArgument {}
 extension AttackLoss: ExpressibleByArgument {}
@@ -106,4 +107,6 @@ struct AttackReport: Codable {
     var defense: String?
     var transfer_source: String?
     var transfer_rate: Double?
+    var transfer_robust_accuracy: Double?
+    var defense_config: DefenseConfig?
 }

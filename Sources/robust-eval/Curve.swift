@@ -1,0 +1,119 @@
+// Curve.swift: `robust-eval curve`: robust accuracy against ε for models and defense settings, as
+// CSV, JSON, SVG and PNG.
+import ArgumentParser
+import Attacks
+import Foundation
+import JEMCore
+import JEMRobust
+
+struct CurveSeriesReport: Codable {
+    var model: String
+    var defense: String
+    var gradient: String
+    var points: [CurvePoint]
+}
+
+struct CurveReport: Codable {
+    var norm: String
+    var attack: PGDConfig
+    var attack_summary: String
+    var data: String
+    var n: Int
+    var seconds: Double
+    var series: [CurveSeriesReport]
+}
+
+struct Curve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Robust accuracy against ε for one or more models and defense settings (CSV, JSON, SVG, PNG).",
+        discussion: """
+        Series are every --model × every --sgld-steps value ('none' = the bare model; K ≥ 0 = the SGLD-refinement \
+        defense with K steps), plus each --series MODEL:K. Example (the paper's comparison): \
+        --series baseline:none --series jem:0 --series jem:1 --series jem:10 --eot 5. \
+        --eps takes the increasing list of ε (default L∞ 0,1/255,2/255,4/255,8/255,16/255,32/255; \
+        L2 0,0.25,0.5,1,1.5,2). Without --limit, the first 500 test images are used.
+        """)
+    @Option(name: .long, help: "Model (repeatable): jem, baseline or a file.") var model: [String] = []
+    @Option(name: .long, help: "Defense settings for every --model, comma-separated: none or K steps.") var sgldSteps: String = "none"
+    @Option(name: .long, help: "A series MODEL:K or MODEL:none (repeatable).") var series: [String] = []
+    @OptionGroup var input: InputOptions
+    @OptionGroup var attack: AttackOptions
+    @OptionGroup var defense: DefenseOptions
+    @Option(name: .long, help: "Output stem: writes STEM.csv, STEM.json, STEM.svg and STEM.png.") var out: String = "curve"
+    @OptionGroup var runtime: RuntimeOptions
+
+    func parseSeries() throws -> [(String, Int?)] {
+        func steps(_ s: String) throws -> Int? {
+            if s == "none" { return nil }
+            guard let k = Int(s) else { throw ValidationError("defense setting '\(s)' is neither 'none' nor a step count") }
+            guard k >= 0 else { throw ValidationError("--sgld-steps must be ≥ 0, got \(k)") }
+            return k
+        }
+        var out: [(String, Int?)] = []
+        for m in model { for s in sgldSteps.split(separator: ",") { out.append((m, try steps(String(s)))) } }
+        for s in series {
+            guard let i = s.lastIndex(of: ":") else { throw ValidationError("--series '\(s)' must be MODEL:K or MODEL:none") }
+            out.append((String(s[..<i]), try steps(String(s[s.index(after: i)...]))))
+        }
+        if out.isEmpty { out = [("jem", nil)] }
+        return out
+    }
+
+    func run() throws {
+        runtime.apply()
+        let epsText = attack.eps ?? (attack.norm == .linf ? "0,1/255,2/255,4/255,8/255,16/255,32/255" : "0,0.25,0.5,1,1.5,2")
+        let epsList = try epsText.split(separator: ",").map { s -> Float in
+            guard let v = parseFraction(String(s)), v >= 0 else { throw ValidationError("--eps value '\(s)' is not a non-negative number") }
+            return Float(v)
+        }
+        for i in 1..<max(epsList.count, 1) where !(epsList[i] > epsList[i - 1]) {
+            throw ValidationError("--eps values must be strictly increasing; \(epsText) is not")
+        }
+        if attack.norm == .linf, let m = epsList.max(), m > 1 { throw ValidationError("--eps \(m) is above 1 for L∞") }
+        let template = try attack.config(epsilon: epsList.last.map { max($0, 1e-6) })
+        let specs = try parseSeries()
+        var inp = input
+        if inp.data.limit == nil && inp.images == nil { inp.data.limit = 500 }
+        var loaded: [String: LoadedModel] = [:]
+        for (m, _) in specs where loaded[m] == nil { loaded[m] = try BundledModels.load(m) }
+        let classes = loaded.values.first!.model.numClasses
+        let d = try inp.load(classes: classes)
+        let t0 = Date()
+        var reports: [CurveSeriesReport] = []
+        for (name, k) in specs {
+            let lm = loaded[name]!
+            let clf: Classifier
+            let label: String
+            if let k {
+                let def = try SGLDDefense(model: lm.model, config: try defense.config(steps: k))
+                clf = def; label = "\(name) + SGLD-\(k)"
+            } else { clf = lm.model; label = name }
+            let prog = Progress(total: epsList.count, label: label)
+            let pts = try RobustnessCurve.run(clf, epsilons: epsList, template: template, images: d.images, labels: d.labels,
+                                              batchSize: input.batchSize, seed: runtime.seed, evalRuns: defense.evalRuns) { prog.update($0) }
+            prog.finish()
+            reports.append(CurveSeriesReport(model: name, defense: k.map { "SGLD-\($0): \(try! defense.config(steps: $0).summary)" } ?? "none",
+                                             gradient: clf.gradientDescription, points: pts))
+            print(label + ": " + pts.map { String(format: "ε=%.4f %.1f%%", $0.eps, 100 * $0.accuracy) }.joined(separator: ", "))
+        }
+        let secs = Date().timeIntervalSince(t0)
+        let report = CurveReport(norm: attack.norm.rawValue, attack: template, attack_summary: template.summary, data: d.name, n: d.count, seconds: secs, series: reports)
+        var csv = "model,defense,norm,eps,accuracy,n,attack\n"
+        for r in reports {
+            for p in r.points {
+                csv += "\(r.model),\"\(r.defense)\",\(attack.norm.rawValue),\(p.eps),\(p.accuracy),\(p.n),\"\(template.summary.replacingOccurrences(of: "\"", with: "'")) step/ε kept; gradient \(r.gradient)\"\n"
+            }
+        }
+        try AtomicFile.write(csv, to: out + ".csv")
+        try writeJSON(report, to: out + ".json")
+        let linf = attack.norm == .linf
+        let defended = specs.contains { $0.1 != nil }
+        let chart = Chart(title: "\(linf ? "L∞" : "L2") PGD-\(template.steps)\(template.restarts > 1 ? " ×\(template.restarts) restarts" : "")\(defended ? " (\(defense.gradient == .bpda ? "BPDA" : "full-chain gradient")\(defense.eot > 1 ? "+EOT \(defense.eot)" : ""))" : ""), \(d.name), n = \(d.count)",
+                          xLabel: linf ? "ε × 255 (L∞)" : "ε (L2)", yLabel: "robust accuracy",
+                          series: reports.map { r in Chart.Series(label: r.defense == "none" ? r.model : "\(r.model) SGLD-\(r.defense.split(separator: ":")[0].dropFirst(5))",
+                                                                  points: r.points.map { ($0.eps * (linf ? 255 : 1), $0.accuracy) }) },
+                          yRange: (0, 1))
+        try chart.write(svg: out + ".svg", png: out + ".png")
+        print(String(format: "%d series × %d ε on %d images in %.0f s → %@.{csv,json,svg,png}", reports.count, epsList.count, d.count, secs, out as NSString))
+    }
+}
