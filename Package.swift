@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "JEMCoreTests", dependencies: ["JEMCore", "CJEMKernels", "CZlib"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "JEMCore"]),
-        .testTarget(name: "JEMRobustTests", dependencies: ["JEMRobust", "Attacks", "JEMCore"]),
+        .testTarget(name: "JEMRobustTests", dependencies: ["JEMRobust", "Attacks", "JEMCore", "CZlib"]),
         .testTarget(name: "CLITests", dependencies: ["robust-eval", "JEMCore", "Attacks"]),
     ]
 )

@@ -1,0 +1,50 @@
+// Calibrate.swift: `robust-eval calibrate`: ECE, MCE, NLL and the reliability diagram, optionally
+// with the SGLD refinement of the defense applied first.
+import ArgumentParser
+import Attacks
+import Foundation
+import JEMCore
+import JEMRobust
+
+struct Calibrate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Calibration: expected and maximum calibration error, NLL, reliability diagram.")
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var input: InputOptions
+    @Option(name: .long, help: "Equal-width confidence bins (reference 20).") var bins: Int = 20
+    @Option(name: .long, help: "Apply K SGLD refinement steps (the defense) before classifying; 'none' for the bare model.") var refine: String = "none"
+    @OptionGroup var defense: DefenseOptions
+    @Option(name: .long, help: "Write the report (accuracy, ece, mce, nll, bins) as JSON.") var json: String?
+    @Option(name: .long, help: "Reliability diagram stem: writes STEM.svg and STEM.png.") var diagram: String?
+    @OptionGroup var runtime: RuntimeOptions
+
+    func run() throws {
+        runtime.apply()
+        guard bins >= 1 else { throw ValidationError("--bins must be ≥ 1, got \(bins)") }
+        let l = try model.load()
+        let d = try input.load(classes: l.model.numClasses)
+        var clf: Classifier = l.model
+        var label = "bare model"
+        if refine != "none" {
+            guard let k = Int(refine), k >= 0 else { throw ValidationError("--refine must be 'none' or a step count ≥ 0, got '\(refine)'") }
+            let def = try SGLDDefense(model: l.model, config: try defense.config(steps: k))
+            clf = def; label = "SGLD-\(k) refinement: \(def.config.summary)"
+        }
+        var rng = SeededRandom(seed: runtime.seed)
+        var parts: [Tensor] = []
+        var s = 0
+        while s < d.count {
+            let m = min(input.batchSize, d.count - s)
+            parts.append(Losses.softmax(try clf.logits(d.images.rows(s, m), rng: &rng)))
+            s += m
+        }
+        let r = try Calibration.report(probabilities: Tensor.concat(parts), labels: d.labels, bins: bins)
+        print("model: \(l.path)\ndata:  \(d.name), \(d.count) images\ninput: \(label)")
+        print(String(format: "accuracy %.2f%%  ECE %.2f%%  MCE %.2f%%  NLL %.4f  (%d bins)", 100 * r.accuracy, 100 * r.ece, 100 * r.mce, r.nll, bins))
+        if let json { try writeJSON(r, to: json) }
+        if let diagram {
+            let name = (l.path as NSString).lastPathComponent
+            try Calibration.diagram(r, title: String(format: "%@: ECE %.2f%%, %@", name, 100 * r.ece, d.name)).write(svg: diagram + ".svg", png: diagram + ".png")
+        }
+    }
+}
+
