@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The exact recipe of the bundled models (Fashion-MNIST, WRN-10-2). Each command resumes its run
 # if a checkpoint exists, so the script can be re-run after an interruption.
-# Usage: bash scripts/train_bundled.sh [jem|baseline|all]
+# Usage: [THREADS=N] bash scripts/train_bundled.sh [jem|baseline|all]  (default 2 threads; a
+# resumed run must use the thread count it started with to reproduce it bit for bit)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release --product robust-eval >/dev/null
@@ -10,9 +11,9 @@ what=${1:-all}
 run() {  # run NAME FLAGS...
     local name=$1; shift
     if [ -f "runs/$name/checkpoint.safetensors" ]; then
-        $RE train --resume "runs/$name" --threads 2 --log-every 50
+        $RE train --resume "runs/$name" --threads "${THREADS:-2}" --log-every 50
     else
-        $RE train --out "runs/$name" --threads 2 --log-every 50 "$@"
+        $RE train --out "runs/$name" --threads "${THREADS:-2}" --log-every 50 "$@"
     fi
 }
 if [ "$what" = jem ] || [ "$what" = all ]; then

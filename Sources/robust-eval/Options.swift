@@ -48,7 +48,12 @@ enum BundledModels {
     }
 
     static func resolve(_ name: String) throws -> String {
-        guard let file = names[name.lowercased()] else { return name }
+        guard let file = names[name.lowercased()] else {
+            if !FileManager.default.fileExists(atPath: name) {
+                throw ValidationError("unknown model '\(name)': expected jem, baseline or an existing .safetensors file")
+            }
+            return name
+        }
         guard let dir = directory() else { throw JEMError.io(path: name, reason: "cannot locate the bundled models directory") }
         let p = (dir as NSString).appendingPathComponent(file)
         guard FileManager.default.fileExists(atPath: p) else {

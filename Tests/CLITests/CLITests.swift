@@ -44,3 +44,72 @@ final class CLITests: XCTestCase {
         return d.appendingPathComponent(name).path
     }
 }
+
+final class CLIAnalysisTests: XCTestCase {
+    func model(classes: Int, dir: String) throws -> String {
+        let m = try WideResNet(config: WRNConfig(depth: 10, width: 1, inChannels: 1, numClasses: classes))
+        m.initialize(seed: 1)
+        let p = (dir as NSString).appendingPathComponent("m\(classes).safetensors")
+        try ModelIO.save(m, to: p)
+        return p
+    }
+
+    func dir() -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("robust-eval-cli2-\(getpid())").path
+        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    func message(_ e: Error) -> String { (e as? ValidationError)?.message ?? "\(e)" }
+
+    func testUnknownModel() {
+        XCTAssertThrowsError(try PGDCommand.parse(["--model", "resnet"]).run()) { XCTAssertTrue(self.message($0).contains("unknown model 'resnet'"), self.message($0)) }
+    }
+
+    func testClassCountMismatch() throws {
+        let d = dir()
+        let m = try model(classes: 3, dir: d)
+        // Fashion-MNIST has 10 classes, the model 3.
+        XCTAssertThrowsError(try Calibrate.parse(["--model", m, "--limit", "5"]).run()) {
+            XCTAssertTrue(self.message($0).contains("10 classes but the model has 3"), self.message($0))
+        }
+    }
+
+    func testOODShapeMismatch() throws {
+        let d = dir()
+        let m = try model(classes: 10, dir: d)
+        let img = (d as NSString).appendingPathComponent("ood.npy")
+        try NpyArray.write(Tensor(shape: [4, 1, 8, 8], repeating: 0.5), to: img)
+        XCTAssertThrowsError(try OODCommand.parse(["--model", m, "--limit", "4", "--ood", "npy:\(img)"]).run()) {
+            XCTAssertTrue(self.message($0).contains("1×8×8") && self.message($0).contains("1×28×28"), self.message($0))
+        }
+    }
+
+    func testUnwritableOutputPath() throws {
+        let d = dir()
+        let m = try model(classes: 10, dir: d)
+        XCTAssertThrowsError(try Calibrate.parse(["--model", m, "--limit", "5", "--json", "/nonexistent-dir/x.json"]).run()) {
+            XCTAssertTrue(self.message($0).contains("/nonexistent-dir/x.json"), self.message($0))
+        }
+        XCTAssertThrowsError(try Sample.parse(["--model", m, "--steps", "1", "--count", "1", "--out", "/nonexistent-dir/g.png"]).run()) {
+            XCTAssertTrue(self.message($0).contains("/nonexistent-dir/g.png"), self.message($0))
+        }
+    }
+
+    func testCurveAndDefendFlagErrors() throws {
+        let d = dir()
+        let m = try model(classes: 10, dir: d)
+        XCTAssertThrowsError(try Curve.parse(["--model", m, "--eps", "0,8/255,4/255", "--limit", "2"]).run()) {
+            XCTAssertTrue(self.message($0).contains("strictly increasing"), self.message($0))
+        }
+        XCTAssertThrowsError(try Curve.parse(["--model", m, "--sgld-steps=-2", "--limit", "2"]).run()) {
+            XCTAssertTrue(self.message($0).contains("--sgld-steps must be ≥ 0"), self.message($0))
+        }
+        XCTAssertThrowsError(try Defend.parse(["--model", m, "--chains", "0", "--limit", "2"]).run()) {
+            XCTAssertTrue(self.message($0).contains("--chains must be ≥ 1"), self.message($0))
+        }
+        XCTAssertThrowsError(try Defend.parse(["--model", m, "--sgld-steps=-1", "--limit", "2"]).run()) {
+            XCTAssertTrue(self.message($0).contains("--sgld-steps must be ≥ 0"), self.message($0))
+        }
+    }
+}
