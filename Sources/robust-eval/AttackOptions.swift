@@ -58,7 +58,9 @@ struct InputOptions: ParsableArguments {
     @Option(name: .long, help: "Labels .npy for --images.") var labels: String?
     @Option(name: .long, help: "Batch size.") var batchSize: Int = 128
 
-    func load(classes: Int) throws -> Dataset {
+    /// Loads the images; a model's metadata `pad_to` / `to_channels` (written by `train`) adapt the
+    /// data unless --pad-to / --to-channels are given.
+    func load(classes: Int, metadata: [String: String] = [:]) throws -> Dataset {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be ≥ 1, got \(batchSize)") }
         var d: Dataset
         if let images {
@@ -71,8 +73,17 @@ struct InputOptions: ParsableArguments {
         guard d.numClasses == classes else {
             throw ValidationError("\(d.name) has \(d.numClasses) classes but the model has \(classes)")
         }
-        return d
+        return try adaptToModel(d, metadata: metadata, padTo: data.padTo, toChannels: data.toChannels)
     }
+}
+
+/// Applies the model's stated input adaptation (metadata `pad_to`, `to_channels`) where the command
+/// line did not set one.
+func adaptToModel(_ d: Dataset, metadata: [String: String], padTo: Int?, toChannels: Int?) throws -> Dataset {
+    let p = padTo == nil ? metadata["pad_to"].flatMap { Int($0) } : nil
+    let c = toChannels == nil ? metadata["to_channels"].flatMap { Int($0) } : nil
+    if p == nil && c == nil { return d }
+    return try d.adapted(toChannels: c, toSize: p)
 }
 
 struct OutputOptions: ParsableArguments {

@@ -21,7 +21,7 @@ struct Calibrate: ParsableCommand {
         runtime.apply()
         guard bins >= 1 else { throw ValidationError("--bins must be ≥ 1, got \(bins)") }
         let l = try model.load()
-        let d = try input.load(classes: l.model.numClasses)
+        let d = try input.load(classes: l.model.numClasses, metadata: l.metadata)
         var clf: Classifier = l.model
         var label = "bare model"
         if refine != "none" {

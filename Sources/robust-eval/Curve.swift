@@ -77,7 +77,7 @@ struct Curve: ParsableCommand {
         var loaded: [String: LoadedModel] = [:]
         for (m, _) in specs where loaded[m] == nil { loaded[m] = try BundledModels.load(m) }
         let classes = loaded.values.first!.model.numClasses
-        let d = try inp.load(classes: classes)
+        let d = try inp.load(classes: classes, metadata: loaded[specs[0].0]!.metadata)
         let t0 = Date()
         var reports: [CurveSeriesReport] = []
         for (name, k) in specs {

@@ -48,7 +48,7 @@ struct Defend: ParsableCommand {
         let l = try model.load()
         var inp = input
         if inp.data.limit == nil && inp.images == nil { inp.data.limit = 1000 }
-        let d = try inp.load(classes: l.model.numClasses)
+        let d = try inp.load(classes: l.model.numClasses, metadata: l.metadata)
         let defended = try SGLDDefense(model: l.model, config: dcfg)
         let advs = output.saveAdversarials != nil ? Tensor(shape: d.images.shape) : nil
         let prog = Progress(total: d.count, label: "defend")

@@ -32,7 +32,7 @@ struct Eval: ParsableCommand {
             guard let labels else { throw ValidationError("--images needs --labels to measure accuracy") }
             d = try NpyImages.load(images: images, labels: labels, layout: data.layout.flatMap { NpyLayout(rawValue: $0) }, defaultClasses: m.config.numClasses)
         } else {
-            d = try data.load(defaultClasses: m.config.numClasses)
+            d = try adaptToModel(try data.load(defaultClasses: m.config.numClasses), metadata: l.metadata, padTo: data.padTo, toChannels: data.toChannels)
         }
         guard d.numClasses == m.config.numClasses else {
             throw ValidationError("\(d.name) has \(d.numClasses) classes but the model \(l.path) has \(m.config.numClasses)")

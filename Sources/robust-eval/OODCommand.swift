@@ -35,7 +35,7 @@ struct OODCommand: ParsableCommand {
     func run() throws {
         runtime.apply()
         let l = try model.load()
-        let d = try input.load(classes: l.model.numClasses)
+        let d = try input.load(classes: l.model.numClasses, metadata: l.metadata)
         var rng = SeededRandom(seed: runtime.seed)
         var sets: [(String, Tensor)] = []
         for o in (ood.isEmpty ? BuiltinOOD.allCases.map(\.rawValue) : ood) {

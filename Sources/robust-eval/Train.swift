@@ -42,7 +42,9 @@ struct Train: ParsableCommand {
     @Option(name: .long, help: "Buffer initialisation: uniform (reference) or gaussian (JEM++, per class).") var bufferInit: String = "uniform"
     @Option(name: .long, help: "Gaussian noise σ on training inputs (normalised space).") var dataNoise: Float = 0.03
     @Flag(name: .long, help: "No pad-and-crop augmentation.") var noAugment = false
-    @Flag(name: .long, help: "No horizontal flips (digits).") var noFlip = false
+    @Flag(name: .long, help: "No horizontal flips (automatic for mnist and svhn: digits).") var noFlip = false
+    @Option(name: .long, help: "Pad images to S×S (recorded in the model, applied to its inputs everywhere).") var padTo: Int?
+    @Option(name: .long, help: "Repeat grey images to C channels (recorded in the model).") var toChannels: Int?
     @Option(name: .long, help: "Training examples held out for validation.") var valSize: Int = 1000
     @Option(name: .long, help: "Checkpoint every N iterations (and at each epoch end).") var checkpointEvery: Int = 200
     @Option(name: .long, help: "Divergence guard: roll back when |loss| exceeds this.") var lossBound: Float = 1e8
@@ -73,7 +75,8 @@ struct Train: ParsableCommand {
         c.decayRate = decayRate; c.pxWeight = pxWeight; c.pyxWeight = pyxWeight; c.pxyWeight = pxyWeight; c.energyL2 = energyL2
         c.sgld = SGLDConfig(stepSize: sgldStepSize, noise: sgldNoise, steps: sgldSteps, clampGradient: sgldClamp, clampSamples: sgldClamp)
         c.bufferSize = bufferSize; c.reinitFrequency = reinitFreq; c.bufferInit = BufferInit(rawValue: bufferInit)!
-        c.dataNoise = dataNoise; c.augment = !noAugment; c.flip = !noFlip; c.validationSize = valSize; c.seed = runtime.seed
+        c.dataNoise = dataNoise; c.augment = !noAugment; c.flip = !noFlip && !(data.hasPrefix("mnist") || data.hasPrefix("svhn"));
+        c.padTo = padTo; c.toChannels = toChannels; c.validationSize = valSize; c.seed = runtime.seed
         c.checkpointEvery = checkpointEvery; c.lossBound = lossBound; c.maxRestarts = maxRestarts; c.restartLRFactor = restartLrFactor
         return c
     }
@@ -98,7 +101,8 @@ struct Train: ParsableCommand {
             }
         }
         let spec = try DataSpec.parse(config.data)
-        let data = try spec.load(split: .train)
+        var data = try spec.load(split: .train)
+        if config.padTo != nil || config.toChannels != nil { data = try data.adapted(toChannels: config.toChannels, toSize: config.padTo) }
         let trainer = try Trainer(config: config, data: data, outDir: dir)
         if resume != nil { try trainer.resume() }
         let err = FileHandle.standardError

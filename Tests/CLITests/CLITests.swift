@@ -113,3 +113,14 @@ final class CLIAnalysisTests: XCTestCase {
         }
     }
 }
+
+final class CLIAdaptTests: XCTestCase {
+    func testModelMetadataPadsAndReplicatesChannelsUnlessFlagsSayOtherwise() throws {
+        let x = Tensor(shape: [2, 1, 28, 28], repeating: 0.5)
+        let d = try Dataset(images: x, labels: [0, 1], numClasses: 10, name: "t")
+        let meta = ["pad_to": "32", "to_channels": "3"]
+        XCTAssertEqual(try adaptToModel(d, metadata: meta, padTo: nil, toChannels: nil).images.shape, [2, 3, 32, 32])
+        XCTAssertEqual(try adaptToModel(d, metadata: meta, padTo: 30, toChannels: 1).images.shape, [2, 1, 28, 28])
+        XCTAssertEqual(try adaptToModel(d, metadata: [:], padTo: nil, toChannels: nil).images.shape, [2, 1, 28, 28])
+    }
+}

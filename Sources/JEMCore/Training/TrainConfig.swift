@@ -12,6 +12,9 @@ public enum BufferInit: String, Codable, CaseIterable, Sendable {
 public struct TrainConfig: Codable, Equatable, Sendable {
     /// The data-set SPEC (training split), recorded so `--resume DIR` needs no other flag.
     public var data: String = "fashion-mnist"
+    /// Input adaptation applied to the data and recorded in the model (metadata pad_to, to_channels).
+    public var padTo: Int? = nil
+    public var toChannels: Int? = nil
     public var arch: String = "wrn-28-10"
     public var norm: NormKind = .none
     public var epochs: Int = 200

@@ -376,9 +376,12 @@ public final class Trainer {
     /// Writes the final model (never a non-finite one), with the recipe in its metadata.
     public func saveModel(to path: String? = nil) throws {
         let enc = JSONEncoder(); enc.outputFormatting = .sortedKeys
-        try ModelIO.save(model, to: path ?? modelPath, extra: [
+        var extra = [
             "train_config": String(data: try enc.encode(config), encoding: .utf8)!,
             "train_iterations": "\(state.iteration)", "train_seconds": String(format: "%.0f", state.secondsTrained),
-        ])
+        ]
+        if let p = config.padTo { extra["pad_to"] = "\(p)" }
+        if let c = config.toChannels { extra["to_channels"] = "\(c)" }
+        try ModelIO.save(model, to: path ?? modelPath, extra: extra)
     }
 }
