@@ -19,7 +19,7 @@ struct Train: ParsableCommand {
     @Flag(name: .long, help: "Use batch norm (reference default: none).") var batchNorm = false
     @Option(name: .long, help: "Output directory: checkpoint.safetensors, model.safetensors, log.jsonl.") var out: String?
     @Option(name: .long, help: "Continue the run in DIR from its last checkpoint (its saved settings are used).") var resume: String?
-    @Option(name: .long, help: "Epochs.") var epochs: Int = 10
+    @Option(name: .long, help: "Epochs (default 10). With --resume: extend or shorten the run.") var epochs: Int?
     @Option(name: .long, help: "Batch size (labelled and sample batches each).") var batchSize: Int = 64
     @Option(name: .long, help: "Optimizer: adam or sgd.") var optimizer: String = "adam"
     @Option(name: .long, help: "Learning rate.") var lr: Float = 1e-4
@@ -27,7 +27,7 @@ struct Train: ParsableCommand {
     @Option(name: .long, help: "Weight decay.") var weightDecay: Float = 0
     @Flag(name: .long, help: "Nesterov momentum (SGD).") var nesterov = false
     @Option(name: .long, help: "Linear warm-up iterations.") var warmupIters: Int = 1000
-    @Option(name: .long, help: "Epochs at which the learning rate is multiplied by --decay-rate, comma-separated.") var decayEpochs: String = ""
+    @Option(name: .long, help: "Epochs at which the learning rate is multiplied by --decay-rate, comma-separated. With --resume: replaces the saved schedule.") var decayEpochs: String?
     @Option(name: .long, help: "Learning-rate decay factor.") var decayRate: Float = 0.3
     @Option(name: .long, help: "Weight of the p(x) term (0: plain classifier).") var pxWeight: Float = 1
     @Option(name: .long, help: "Weight of the p(y|x) (cross-entropy) term.") var pyxWeight: Float = 1
@@ -62,16 +62,20 @@ struct Train: ParsableCommand {
         if let m = maxIters, m < 1 { throw ValidationError("--max-iters must be ≥ 1") }
     }
 
-    func makeConfig() throws -> TrainConfig {
-        var c = TrainConfig()
-        c.data = data; c.arch = arch; c.norm = batchNorm ? .batch : .none; c.epochs = epochs; c.batchSize = batchSize
-        c.optimizer.kind = OptimizerKind(rawValue: optimizer)!; c.optimizer.momentum = momentum
-        c.optimizer.weightDecay = weightDecay; c.optimizer.nesterov = nesterov
-        c.lr = lr; c.warmupIterations = warmupIters
-        c.decayEpochs = try decayEpochs.split(separator: ",").map { s in
+    func parseDecayEpochs() throws -> [Int] {
+        try (decayEpochs ?? "").split(separator: ",").map { s in
             guard let v = Int(s.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--decay-epochs: '\(s)' is not an integer") }
             return v
         }
+    }
+
+    func makeConfig() throws -> TrainConfig {
+        var c = TrainConfig()
+        c.data = data; c.arch = arch; c.norm = batchNorm ? .batch : .none; c.epochs = epochs ?? 10; c.batchSize = batchSize
+        c.optimizer.kind = OptimizerKind(rawValue: optimizer)!; c.optimizer.momentum = momentum
+        c.optimizer.weightDecay = weightDecay; c.optimizer.nesterov = nesterov
+        c.lr = lr; c.warmupIterations = warmupIters
+        c.decayEpochs = try parseDecayEpochs()
         c.decayRate = decayRate; c.pxWeight = pxWeight; c.pyxWeight = pyxWeight; c.pxyWeight = pxyWeight; c.energyL2 = energyL2
         c.sgld = SGLDConfig(stepSize: sgldStepSize, noise: sgldNoise, steps: sgldSteps, clampGradient: sgldClamp, clampSamples: sgldClamp)
         c.bufferSize = bufferSize; c.reinitFrequency = reinitFreq; c.bufferInit = BufferInit(rawValue: bufferInit)!
@@ -89,9 +93,12 @@ struct Train: ParsableCommand {
             dir = resume
             let ck = (resume as NSString).appendingPathComponent("checkpoint.safetensors")
             let f = try SafeTensorsFile(path: ck)
-            guard let cj = f.metadata["train_config"], let c = try? JSONDecoder().decode(TrainConfig.self, from: Data(cj.utf8)) else {
+            guard let cj = f.metadata["train_config"], var c = try? JSONDecoder().decode(TrainConfig.self, from: Data(cj.utf8)) else {
                 throw ValidationError("\(ck) is not a robust-eval training checkpoint")
             }
+            // The schedule may be changed on resume; everything else is the saved run's.
+            if let e = epochs { c.epochs = e }
+            if decayEpochs != nil { c.decayEpochs = try parseDecayEpochs() }
             config = c
         } else {
             dir = out!

@@ -289,7 +289,9 @@ public final class Trainer {
         guard let cj = f.metadata["train_config"], let saved = try? JSONDecoder().decode(TrainConfig.self, from: Data(cj.utf8)) else {
             throw JEMError.badFile(path: checkpointPath, reason: "not a robust-eval training checkpoint (no train_config)")
         }
-        guard saved == config else {
+        var comparable = saved
+        comparable.epochs = config.epochs; comparable.decayEpochs = config.decayEpochs
+        guard comparable == config else {
             throw JEMError.invalidArgument("--resume \(outDir): the checkpoint was made with different settings; resume with the same flags (saved: \(cj))")
         }
         guard let sj = f.metadata["train_state"], let st = try? JSONDecoder().decode(TrainState.self, from: Data(sj.utf8)) else {
@@ -299,6 +301,9 @@ public final class Trainer {
         try optimizer.load(state: f)
         if let buffer { buffer.assign(try f.tensor("buffer")) }
         state = st
+        guard state.iteration <= totalIterations else {
+            throw JEMError.invalidArgument("--epochs \(config.epochs) ends before the checkpoint's iteration \(state.iteration)")
+        }
         takeSnapshot()
     }
 
