@@ -15,70 +15,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-
-def get_norm(n, norm):
-    return nn.BatchNorm2d(n, momentum=0.9) if norm == "batch" else nn.Identity()
-
-
-class WideBasic(nn.Module):
-    def __init__(self, in_planes, planes, stride, norm, leak):
-        super().__init__()
-        self.lrelu = nn.LeakyReLU(leak)
-        self.bn1 = get_norm(in_planes, norm)
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, padding=1, bias=True)
-        self.bn2 = get_norm(planes, norm)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=True)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=True))
-
-    def forward(self, x):
-        out = self.conv1(self.lrelu(self.bn1(x)))
-        out = self.conv2(self.lrelu(self.bn2(out)))
-        return out + self.shortcut(x)
-
-
-class WideResNet(nn.Module):
-    def __init__(self, depth, k, in_ch, num_classes, norm, leak=0.2):
-        super().__init__()
-        n = (depth - 4) // 6
-        st = [16, 16 * k, 32 * k, 64 * k]
-        self.conv1 = nn.Conv2d(in_ch, st[0], 3, padding=1, bias=True)
-        planes = st[0]
-        layers = []
-        for s, stride in zip(st[1:], [1, 2, 2]):
-            blocks = []
-            for i in range(n):
-                blocks.append(WideBasic(planes, s, stride if i == 0 else 1, norm, leak))
-                planes = s
-            layers.append(nn.Sequential(*blocks))
-        self.layer1, self.layer2, self.layer3 = layers
-        self.bn1 = get_norm(st[3], norm)
-        self.lrelu = nn.LeakyReLU(leak)
-        self.linear = nn.Linear(st[3], num_classes)  # unused, as in the reference
-        self.last_dim = st[3]
-
-    def forward(self, x):
-        out = self.layer3(self.layer2(self.layer1(self.conv1(x))))
-        out = self.lrelu(self.bn1(out))
-        return F.adaptive_avg_pool2d(out, 1).flatten(1)
-
-
-class CCF(nn.Module):
-    def __init__(self, depth, k, in_ch, num_classes, norm):
-        super().__init__()
-        self.f = WideResNet(depth, k, in_ch, num_classes, norm)
-        self.energy_output = nn.Linear(self.f.last_dim, 1)
-        self.class_output = nn.Linear(self.f.last_dim, num_classes)
-
-    def forward(self, x01, mean, std):
-        x = (x01 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
-        return self.class_output(self.f(x))
+sys.path.insert(0, os.path.dirname(__file__))
+from wrn_torch import CCF  # noqa: E402  (the reference architecture, shared with the benchmarks)
 
 
 def make(out_dir, name, depth, k, in_ch, hw, classes, norm, batch, seed, train_mode):
     torch.manual_seed(seed)
-    model = CCF(depth, k, in_ch, classes, norm)
+    mean = [0.5] * in_ch if in_ch == 1 else [0.49, 0.48, 0.45][:in_ch]
+    std = [0.5] * in_ch if in_ch == 1 else [0.25, 0.24, 0.26][:in_ch]
+    model = CCF(depth, k, in_ch, classes, norm, mean, std)
     # Non-trivial batch-norm statistics and affine parameters.
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -86,13 +31,11 @@ def make(out_dir, name, depth, k, in_ch, hw, classes, norm, batch, seed, train_m
             m.running_var.uniform_(0.5, 1.5)
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.2, 0.2)
-    mean = torch.tensor([0.5] * in_ch if in_ch == 1 else [0.49, 0.48, 0.45][:in_ch])
-    std = torch.tensor([0.5] * in_ch if in_ch == 1 else [0.25, 0.24, 0.26][:in_ch])
     sd = {kk: v.detach().clone().contiguous() for kk, v in model.state_dict().items()}
     meta = {"arch": "wrn", "depth": str(depth), "width": str(k), "in_channels": str(in_ch),
             "num_classes": str(classes), "norm": norm, "leak": "0.2",
-            "input_mean": ",".join(f"{v:.9g}" for v in mean.tolist()),
-            "input_std": ",".join(f"{v:.9g}" for v in std.tolist())}
+            "input_mean": ",".join(f"{v:.9g}" for v in mean),
+            "input_std": ",".join(f"{v:.9g}" for v in std)}
     save_file(sd, os.path.join(out_dir, f"{name}_model.safetensors"), metadata=meta)
 
     x = torch.rand(batch, in_ch, hw, hw, dtype=torch.float32)
@@ -103,7 +46,7 @@ def make(out_dir, name, depth, k, in_ch, hw, classes, norm, batch, seed, train_m
     # that is how SGLD and attacks run).
     model.eval()
     xi = x.clone().requires_grad_(True)
-    logits = model(xi, mean, std)
+    logits = model(xi)
     lse = torch.logsumexp(logits, 1)
     (g_lse,) = torch.autograd.grad(lse.sum(), xi, retain_graph=True)
     (g_ce,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), xi)
@@ -111,7 +54,7 @@ def make(out_dir, name, depth, k, in_ch, hw, classes, norm, batch, seed, train_m
     # Weight gradients of mean CE − mean logsumexp, in the fixture's mode.
     model.train(train_mode)
     model.zero_grad()
-    logits_w = model(x, mean, std)
+    logits_w = model(x)
     loss = F.cross_entropy(logits_w, y) - torch.logsumexp(logits_w, 1).mean()
     loss.backward()
     grads = {kk: p.grad.detach().clone().contiguous() for kk, p in model.named_parameters()
