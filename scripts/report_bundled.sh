@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Measures the bundled models and writes every artefact the README reports into docs/results/:
+# clean accuracy, PGD at the standard settings, the defense at its defaults, the paper's robustness
+# comparison (L∞ and L2 curves for baseline, JEM-0, JEM-1, JEM-10 under BPDA+EOT), calibration,
+# OOD detection and sample grids. Each step's command and wall time go to docs/results/commands.log.
+# Usage: [N_CURVE=200] [EOT=5] [THREADS=2] bash scripts/report_bundled.sh [steps...]
+#   steps: eval pgd defend curve calibrate ood sample (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+swift build -c release --product robust-eval >/dev/null
+RE=.build/release/robust-eval
+OUT=docs/results
+mkdir -p "$OUT"
+T=${THREADS:-2}; N_CURVE=${N_CURVE:-200}; EOT=${EOT:-5}
+steps=${*:-eval pgd defend curve calibrate ood sample}
+run() {  # run NAME CMD...: runs, logs the command and wall time, keeps stdout in $OUT/NAME.txt
+    local name=$1; shift
+    local t0=$(date +%s)
+    "$@" > "$OUT/$name.txt"
+    local t1=$(date +%s)
+    echo "$name ($((t1 - t0)) s): ${*/#$RE/robust-eval}" >> "$OUT/commands.log"
+    cat "$OUT/$name.txt"
+}
+for s in $steps; do case $s in
+eval)
+    for m in jem baseline; do run "eval_$m" $RE eval --model $m --data fashion-mnist --threads $T --json "$OUT/eval_$m.json"; done ;;
+pgd)
+    for m in jem baseline; do
+        run "pgd_linf_$m" $RE pgd --model $m --eps 8/255 --threads $T --json "$OUT/pgd_linf_$m.json"
+        run "pgd_l2_$m" $RE pgd --model $m --norm l2 --eps 0.5 --threads $T --json "$OUT/pgd_l2_$m.json"
+    done ;;
+defend)
+    run defend_jem $RE defend --sgld-steps 10 --threads $T --json "$OUT/defend_jem.json" ;;
+curve)
+    for norm in linf l2; do
+        if [ $norm = linf ]; then E=0,1/255,2/255,4/255,8/255,16/255,32/255; else E=0,0.25,0.5,1,2,3; fi
+        run "curve_$norm" $RE curve --series baseline:none --series jem:0 --series jem:1 --series jem:10 \
+            --norm $norm --eps $E --eot $EOT --limit $N_CURVE --threads $T --out "$OUT/curve_$norm"
+    done ;;
+calibrate)
+    for m in jem baseline; do run "calibrate_$m" $RE calibrate --model $m --threads $T --json "$OUT/calibrate_$m.json" --diagram "$OUT/reliability_$m"; done ;;
+ood)
+    for m in jem baseline; do run "ood_$m" $RE ood --model $m --limit 2000 --threads $T --json "$OUT/ood_$m.json" --histograms "$OUT/ood_$m"; done ;;
+sample)
+    run sample_jem $RE sample --model jem --per-class --count 8 --steps 200 --threads $T --out "$OUT/samples_jem.png"
+    run sample_jem_uncond $RE sample --model jem --count 32 --steps 200 --threads $T --out "$OUT/samples_jem_unconditional.png" ;;
+*) echo "unknown step $s" >&2; exit 2 ;;
+esac; done
