@@ -112,6 +112,29 @@ public struct NpyArray {
         try AtomicFile.write(d, to: path)
     }
 
+    /// Writes values in any supported dtype (values are rounded and range-checked for integer dtypes).
+    public static func write(_ values: [Double], shape: [Int], dtype: DType, to path: String) throws {
+        guard shape.reduce(1, *) == values.count else {
+            throw JEMError.shapeMismatch(what: "npy values for \(path)", expected: shape, found: [values.count])
+        }
+        let range: ClosedRange<Double>? = [.u1: 0...255, .i4: -2147483648...2147483647, .i8: -9.2e18...9.2e18][dtype]
+        if let range, let bad = values.first(where: { !range.contains($0.rounded()) }) {
+            throw JEMError.invalidArgument("\(path): value \(bad) does not fit \(dtype.rawValue)")
+        }
+        let d = encode(shape: shape, dtype: dtype) { data in
+            for v in values {
+                switch dtype {
+                case .f4: withUnsafeBytes(of: Float(v).bitPattern.littleEndian) { data.append(contentsOf: $0) }
+                case .f8: withUnsafeBytes(of: v.bitPattern.littleEndian) { data.append(contentsOf: $0) }
+                case .u1: data.append(UInt8(v.rounded()))
+                case .i4: withUnsafeBytes(of: Int32(v.rounded()).littleEndian) { data.append(contentsOf: $0) }
+                case .i8: withUnsafeBytes(of: Int64(v.rounded()).littleEndian) { data.append(contentsOf: $0) }
+                }
+            }
+        }
+        try AtomicFile.write(d, to: path)
+    }
+
     /// Writes integers as int64 atomically.
     public static func write(_ ints: [Int], shape: [Int]? = nil, to path: String) throws {
         let v = ints.map { Int64($0).littleEndian }

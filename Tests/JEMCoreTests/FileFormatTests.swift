@@ -95,6 +95,12 @@ final class FileFormatTests: XCTestCase {
         try NpyArray.write([3, -2, 7], to: path)
         let i = try NpyArray.read(path: path)
         XCTAssertEqual(i.dtype, .i8); XCTAssertEqual(i.values, [3, -2, 7])
+        for dt in [NpyArray.DType.f4, .f8, .u1, .i4, .i8] {
+            try NpyArray.write([0, 1, 200, 7], shape: [2, 2], dtype: dt, to: path)
+            let a = try NpyArray.read(path: path)
+            XCTAssertEqual(a.dtype, dt); XCTAssertEqual(a.shape, [2, 2]); XCTAssertEqual(a.values, [0, 1, 200, 7])
+        }
+        XCTAssertThrowsError(try NpyArray.write([300], shape: [1], dtype: .u1, to: path))
         for (descr, bytes, expect) in [("|u1", [UInt8]([200]), 200.0), ("<i4", [255, 255, 255, 255], -1.0),
                                        ("<f8", [0, 0, 0, 0, 0, 0, 0xF8, 0x3F], 1.5)] {
             let d = npyData(descr: descr, fortran: false, shape: "(1,)", payload: bytes)
