@@ -17,6 +17,8 @@ final class KernelTests: XCTestCase {
         ConvCase(n: 5, c: 2, h: 11, w: 11, oc: 4, k: 5, stride: 2, pad: 2),
         ConvCase(n: 1, c: 3, h: 4, w: 3, oc: 2, k: 3, stride: 1, pad: 0),
         ConvCase(n: 4, c: 16, h: 14, w: 14, oc: 32, k: 3, stride: 1, pad: 1),
+        ConvCase(n: 7, c: 4, h: 5, w: 5, oc: 3, k: 1, stride: 1, pad: 0),   // grouped 1×1 path
+        ConvCase(n: 9, c: 24, h: 4, w: 4, oc: 2, k: 3, stride: 1, pad: 1),  // K > OC·G: scratch sizing
     ]
 
     func testConvolutionMatchesNaive() throws {
