@@ -8,12 +8,12 @@ cd "$(dirname "$0")/.."
 swift build -c release --product robust-eval >/dev/null
 RE=.build/release/robust-eval
 what=${1:-all}
-run() {  # run NAME FLAGS...
-    local name=$1; shift
+run() {  # run NAME EPOCHS FLAGS...
+    local name=$1 EPOCHS=$2; shift 2
     if [ -f "runs/$name/checkpoint.safetensors" ]; then
-        $RE train --resume "runs/$name" --threads "${THREADS:-2}" --log-every 50
+        $RE train --resume "runs/$name" --threads "${THREADS:-2}" --log-every 50 --epochs "$EPOCHS"
     else
-        $RE train --out "runs/$name" --threads "${THREADS:-2}" --log-every 50 "$@"
+        $RE train --out "runs/$name" --threads "${THREADS:-2}" --log-every 50 --epochs "$EPOCHS" "$@"
     fi
 }
 if [ "$what" = jem ] || [ "$what" = all ]; then
@@ -23,13 +23,14 @@ if [ "$what" = jem ] || [ "$what" = all ]; then
     # 300 warm-up iterations, ×0.3 at epochs 4 and 5, no crop/flip augmentation (data noise only):
     # on 28×28 images pad-4 crops slow a 6-epoch budget down (85.6 % validation after 5 epochs in
     # a baseline run with them).
-    run jem --data fashion-mnist --arch wrn-10-2 --epochs 6 --decay-epochs 4,5 --lr 1e-3 --warmup-iters 300 \
+    run jem 6 --data fashion-mnist --arch wrn-10-2 --decay-epochs 4,5 --lr 1e-3 --warmup-iters 300 \
         --no-augment --sgld-steps 10 --sgld-clamp --energy-l2 0.1 --seed 1
     cp runs/jem/model.safetensors Sources/robust-eval/Models/jem-fmnist.safetensors
 fi
 if [ "$what" = baseline ] || [ "$what" = all ]; then
-    # Baseline: the same network and optimiser, p(x) weight 0 (a plain classifier).
-    run baseline --data fashion-mnist --arch wrn-10-2 --epochs 6 --decay-epochs 4,5 --lr 1e-3 --warmup-iters 300 \
+    # Baseline: the same network and schedule, p(x) weight 0 (a plain classifier), 10 epochs (after
+    # 6 it reached 89.93 % test accuracy, short of the 91 % target; it is cheap, so it trains longer).
+    run baseline 10 --data fashion-mnist --arch wrn-10-2 --decay-epochs 4,5 --lr 1e-3 --warmup-iters 300 \
         --no-augment --px-weight 0 --seed 1
     cp runs/baseline/model.safetensors Sources/robust-eval/Models/baseline-fmnist.safetensors
 fi
