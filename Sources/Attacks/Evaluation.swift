@@ -36,6 +36,18 @@ public enum Evaluation {
         return z.argmaxRows()
     }
 
+    /// Logits of a whole set in batches (one draw of a stochastic classifier's randomness each).
+    public static func logits(_ model: Classifier, _ x: Tensor, batchSize: Int, rng: inout SeededRandom) throws -> Tensor {
+        var parts: [Tensor] = []
+        var s = 0
+        while s < x.shape[0] {
+            let m = min(batchSize, x.shape[0] - s)
+            parts.append(try model.logits(x.rows(s, m), rng: &rng))
+            s += m
+        }
+        return try Tensor.concat(parts)
+    }
+
     /// Random targets t ≠ y.
     public static func randomTargets(labels: [Int], classes: Int, rng: inout SeededRandom) -> [Int] {
         labels.map { y in (y + 1 + Int(rng.next() % UInt64(classes - 1))) % classes }

@@ -16,5 +16,4 @@ public enum Runtime {
         return Int(jem_num_threads())
     }
 
-    static func ensureConfigured() { if !configured { configure() } }
 }

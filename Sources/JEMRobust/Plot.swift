@@ -41,10 +41,12 @@ public struct Chart {
         let (l, r, t, b) = (70.0, 190.0, 40.0, 55.0)
         let pw = Double(width) - l - r, ph = Double(height) - t - b
         let xs = series.flatMap { $0.points.map(\.0) }, ys = series.flatMap { $0.points.map(\.1) }
-        var (x0, x1) = xRange ?? (xs.min() ?? 0, xs.max() ?? 1)
-        var (y0, y1) = yRange ?? (min(ys.min() ?? 0, 0), ys.max() ?? 1)
-        if x1 <= x0 { x1 = x0 + 1 }; if y1 <= y0 { y1 = y0 + 1 }
-        if xRange == nil { x0 = min(x0, x0); x1 = x1 + 0 }
+        let (x0, x1Raw) = xRange ?? (xs.min() ?? 0, xs.max() ?? 1)
+        let y0: Double
+        var y1: Double
+        (y0, y1) = yRange ?? (min(ys.min() ?? 0, 0), ys.max() ?? 1)
+        let x1 = x1Raw > x0 ? x1Raw : x0 + 1
+        if y1 <= y0 { y1 = y0 + 1 }
         func px(_ x: Double) -> Double { l + (x - x0) / (x1 - x0) * pw }
         func py(_ y: Double) -> Double { t + ph - (y - y0) / (y1 - y0) * ph }
         var s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"

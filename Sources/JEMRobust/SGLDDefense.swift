@@ -130,7 +130,6 @@ public final class SGLDDefense: Classifier {
     }
 
     public func inputGradient(_ x: Tensor, rng: inout SeededRandom, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
-        let n = x.shape[0]
         let total = Tensor(shape: x.shape)
         var meanLogits: Tensor?
         for _ in 0..<config.eot {
@@ -143,7 +142,6 @@ public final class SGLDDefense: Classifier {
             for i in 0..<total.count { total.data[i] *= inv }
             for i in 0..<meanLogits!.count { meanLogits!.data[i] *= inv }
         }
-        _ = n
         return (meanLogits!, total)
     }
 

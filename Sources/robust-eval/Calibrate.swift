@@ -30,14 +30,8 @@ struct Calibrate: ParsableCommand {
             clf = def; label = "SGLD-\(k) refinement: \(def.config.summary)"
         }
         var rng = SeededRandom(seed: runtime.seed)
-        var parts: [Tensor] = []
-        var s = 0
-        while s < d.count {
-            let m = min(input.batchSize, d.count - s)
-            parts.append(Losses.softmax(try clf.logits(d.images.rows(s, m), rng: &rng)))
-            s += m
-        }
-        let r = try Calibration.report(probabilities: Tensor.concat(parts), labels: d.labels, bins: bins)
+        let z = try Evaluation.logits(clf, d.images, batchSize: input.batchSize, rng: &rng)
+        let r = try Calibration.report(probabilities: Losses.softmax(z), labels: d.labels, bins: bins)
         print("model: \(l.path)\ndata:  \(d.name), \(d.count) images\ninput: \(label)")
         print(String(format: "accuracy %.2f%%  ECE %.2f%%  MCE %.2f%%  NLL %.4f  (%d bins)", 100 * r.accuracy, 100 * r.ece, 100 * r.mce, r.nll, bins))
         if let json { try writeJSON(r, to: json) }

@@ -60,6 +60,7 @@ struct Defend: ParsableCommand {
         _ = try Evaluation.run(l.model, attack: try PGD(config: cfg), images: d.images, labels: d.labels, batchSize: input.batchSize,
                                seed: runtime.seed, targeted: cfg.targeted, adversarials: transferAdv)
         var rng = SeededRandom(seed: runtime.seed ^ 0x7A45)
+        // Averages `evalRuns` defended passes per prediction, as the adaptive attack's evaluation does.
         var transferPred: [Int] = []
         var s = 0
         while s < d.count {

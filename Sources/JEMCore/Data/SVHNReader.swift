@@ -61,7 +61,7 @@ public enum SVHNReader {
     }
 
     /// Parses a miMATRIX element's payload into (name, array), or nil for non-numeric classes.
-    static func parseMatrix(_ b: [UInt8], from start: Int, to end: Int, path: String) throws -> (String, MatArray)? {
+    static func parseMatrix(_ b: [UInt8], from start: Int, path: String) throws -> (String, MatArray)? {
         let r = Reader(b: b, pos: start, path: path)
         var o = start
         let flags = try r.tag(at: o); o = flags.next
@@ -104,7 +104,6 @@ public enum SVHNReader {
                 }
             }
         }
-        _ = end
         return (name, MatArray(dims: dims, values: v))
     }
 
@@ -127,7 +126,7 @@ public enum SVHNReader {
                 if t.type == miCOMPRESSED {
                     try walk(try inflate(buf[t.data..<(t.data + t.n)], path: path), from: 0)
                 } else if t.type == miMATRIX, t.n > 0 {
-                    if let (name, a) = try parseMatrix(buf, from: t.data, to: t.data + t.n, path: path) { vars[name] = a }
+                    if let (name, a) = try parseMatrix(buf, from: t.data, path: path) { vars[name] = a }
                 }
                 o = t.next
             }
