@@ -3,16 +3,17 @@
 # clean accuracy, PGD at the standard settings, the defense at its defaults, the paper's robustness
 # comparison (L∞ and L2 curves for baseline, JEM-0, JEM-1, JEM-10 under BPDA+EOT), calibration,
 # OOD detection and sample grids. Each step's command and wall time go to docs/results/commands.log.
-# Usage: [N_CURVE=200] [EOT=5] [THREADS=2] bash scripts/report_bundled.sh [steps...]
-#   steps: eval pgd defend curve calibrate ood sample (default: all)
+# Usage: [MODELS="jem baseline"] [N_CURVE=200] [EOT=2] [THREADS=2] bash scripts/report_bundled.sh [steps...]
+#   steps: eval pgd compare defend curve calibrate ood sample (default: all); compare needs the
+#   venv of scripts/setup_torch_venv.sh (torchattacks on the same weights and images).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release --product robust-eval >/dev/null
 RE=.build/release/robust-eval
 OUT=docs/results
 mkdir -p "$OUT"
-T=${THREADS:-2}; N_CURVE=${N_CURVE:-200}; EOT=${EOT:-5}
-steps=${*:-eval pgd defend curve calibrate ood sample}
+T=${THREADS:-2}; N_CURVE=${N_CURVE:-200}; EOT=${EOT:-2}; MODELS=${MODELS:-jem baseline}
+steps=${*:-eval pgd compare defend curve calibrate ood sample}
 run() {  # run NAME CMD...: runs, logs the command and wall time, keeps stdout in $OUT/NAME.txt
     local name=$1; shift
     local t0=$(date +%s)
@@ -23,12 +24,17 @@ run() {  # run NAME CMD...: runs, logs the command and wall time, keeps stdout i
 }
 for s in $steps; do case $s in
 eval)
-    for m in jem baseline; do run "eval_$m" $RE eval --model $m --data fashion-mnist --threads $T --json "$OUT/eval_$m.json"; done ;;
+    for m in $MODELS; do run "eval_$m" $RE eval --model $m --data fashion-mnist --threads $T --json "$OUT/eval_$m.json"; done ;;
 pgd)
-    for m in jem baseline; do
-        run "pgd_linf_$m" $RE pgd --model $m --eps 8/255 --threads $T --json "$OUT/pgd_linf_$m.json"
-        run "pgd_l2_$m" $RE pgd --model $m --norm l2 --eps 0.5 --threads $T --json "$OUT/pgd_l2_$m.json"
+    for m in $MODELS; do
+        run "pgd_linf_$m" $RE pgd --model $m --eps 8/255 --limit 1000 --threads $T --json "$OUT/pgd_linf_$m.json"
+        run "pgd_l2_$m" $RE pgd --model $m --norm l2 --eps 0.5 --limit 1000 --threads $T --json "$OUT/pgd_l2_$m.json"
     done ;;
+compare)
+    for m in $MODELS; do for norm in linf l2; do
+        run "compare_torchattacks_${norm}_$m" venv/bin/python scripts/compare_torchattacks.py --model "Sources/robust-eval/Models/$m-fmnist.safetensors" \
+            --n 1000 --norm $norm --threads $T --json "$OUT/compare_torchattacks_${norm}_$m.json"
+    done; done ;;
 defend)
     run defend_jem $RE defend --sgld-steps 10 --threads $T --json "$OUT/defend_jem.json" ;;
 curve)
@@ -38,9 +44,9 @@ curve)
             --norm $norm --eps $E --eot $EOT --limit $N_CURVE --threads $T --out "$OUT/curve_$norm"
     done ;;
 calibrate)
-    for m in jem baseline; do run "calibrate_$m" $RE calibrate --model $m --threads $T --json "$OUT/calibrate_$m.json" --diagram "$OUT/reliability_$m"; done ;;
+    for m in $MODELS; do run "calibrate_$m" $RE calibrate --model $m --threads $T --json "$OUT/calibrate_$m.json" --diagram "$OUT/reliability_$m"; done ;;
 ood)
-    for m in jem baseline; do run "ood_$m" $RE ood --model $m --limit 2000 --threads $T --json "$OUT/ood_$m.json" --histograms "$OUT/ood_$m"; done ;;
+    for m in $MODELS; do run "ood_$m" $RE ood --model $m --limit 2000 --threads $T --json "$OUT/ood_$m.json" --histograms "$OUT/ood_$m"; done ;;
 sample)
     run sample_jem $RE sample --model jem --per-class --count 8 --steps 200 --threads $T --out "$OUT/samples_jem.png"
     run sample_jem_uncond $RE sample --model jem --count 32 --steps 200 --threads $T --out "$OUT/samples_jem_unconditional.png" ;;

@@ -119,6 +119,8 @@ public struct PGD: Attack {
         if config.targeted && targets == nil {
             throw JEMError.invalidArgument("a targeted attack needs target labels")
         }
+        // ε = 0: the ball is {x}; no gradient pass can change that.
+        if config.epsilon == 0 { return x.copy() }
         let n = x.shape[0], per = x.count / max(n, 1)
         let tgt = config.targeted ? targets : nil
         let best = x.copy()

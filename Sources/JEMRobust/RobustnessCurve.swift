@@ -9,6 +9,8 @@ public struct CurvePoint: Codable, Sendable {
     public var eps: Double
     public var accuracy: Double
     public var n: Int
+    /// How many examples were attacked at this ε: those still robust at every smaller ε.
+    public var attacked: Int
 }
 
 public enum RobustnessCurve {
@@ -21,16 +23,23 @@ public enum RobustnessCurve {
             throw JEMError.invalidArgument("--eps values must be strictly increasing; \(epsilons[i]) follows \(epsilons[i - 1])")
         }
         let ratio = template.epsilon > 0 ? template.stepSize / template.epsilon : 0.25
-        var robust: [Bool]? = nil
+        var robust = [Bool](repeating: true, count: labels.count)
         var out: [CurvePoint] = []
         for (k, e) in epsilons.enumerated() {
             var c = template
             c.epsilon = e; c.stepSize = ratio * e
-            let r = try Evaluation.run(model, attack: try PGD(config: c), images: images, labels: labels, batchSize: batchSize,
-                                       seed: seed &+ UInt64(k), evalRuns: evalRuns, targeted: c.targeted)
-            let now = r.robustCorrect
-            robust = robust.map { zip($0, now).map { $0 && $1 } } ?? now
-            out.append(CurvePoint(eps: Double(e), accuracy: Double(robust!.filter { $0 }.count) / Double(max(labels.count, 1)), n: labels.count))
+            // Only the examples that survived every smaller ε are attacked: the others count as
+            // broken whatever happens, so attacking them again would change nothing but the cost.
+            let alive = robust.indices.filter { robust[$0] }
+            if !alive.isEmpty {
+                let all = alive.count == labels.count
+                let r = try Evaluation.run(model, attack: try PGD(config: c), images: all ? images : images.gather(rows: alive),
+                                           labels: all ? labels : alive.map { labels[$0] }, batchSize: batchSize,
+                                           seed: seed &+ UInt64(k), evalRuns: evalRuns, targeted: c.targeted)
+                for (j, i) in alive.enumerated() { robust[i] = r.robustCorrect[j] }
+            }
+            out.append(CurvePoint(eps: Double(e), accuracy: Double(robust.filter { $0 }.count) / Double(max(labels.count, 1)),
+                                  n: labels.count, attacked: alive.count))
             progress(k + 1)
         }
         return out

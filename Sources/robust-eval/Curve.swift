@@ -10,6 +10,7 @@ struct CurveSeriesReport: Codable {
     var model: String
     var defense: String
     var gradient: String
+    var seconds: Double
     var points: [CurvePoint]
 }
 
@@ -88,20 +89,21 @@ struct Curve: ParsableCommand {
                 let def = try SGLDDefense(model: lm.model, config: try defense.config(steps: k))
                 clf = def; label = "\(name) + SGLD-\(k)"
             } else { clf = lm.model; label = name }
+            let ts = Date()
             let prog = Progress(total: epsList.count, label: label)
             let pts = try RobustnessCurve.run(clf, epsilons: epsList, template: template, images: d.images, labels: d.labels,
                                               batchSize: input.batchSize, seed: runtime.seed, evalRuns: defense.evalRuns) { prog.update($0) }
             prog.finish()
             reports.append(CurveSeriesReport(model: name, defense: k.map { "SGLD-\($0): \(try! defense.config(steps: $0).summary)" } ?? "none",
-                                             gradient: clf.gradientDescription, points: pts))
-            print(label + ": " + pts.map { String(format: "ε=%.4f %.1f%%", $0.eps, 100 * $0.accuracy) }.joined(separator: ", "))
+                                             gradient: clf.gradientDescription, seconds: Date().timeIntervalSince(ts), points: pts))
+            print(label + String(format: " (%.0f s): ", reports.last!.seconds) + pts.map { String(format: "ε=%.4f %.1f%%", $0.eps, 100 * $0.accuracy) }.joined(separator: ", "))
         }
         let secs = Date().timeIntervalSince(t0)
         let report = CurveReport(norm: attack.norm.rawValue, attack: template, attack_summary: template.summary, data: d.name, n: d.count, seconds: secs, series: reports)
-        var csv = "model,defense,norm,eps,accuracy,n,attack\n"
+        var csv = "model,defense,norm,eps,accuracy,n,attacked,attack\n"
         for r in reports {
             for p in r.points {
-                csv += "\(r.model),\"\(r.defense)\",\(attack.norm.rawValue),\(p.eps),\(p.accuracy),\(p.n),\"\(template.summary.replacingOccurrences(of: "\"", with: "'")) step/ε kept; gradient \(r.gradient)\"\n"
+                csv += "\(r.model),\"\(r.defense)\",\(attack.norm.rawValue),\(p.eps),\(p.accuracy),\(p.n),\(p.attacked),\"\(template.summary.replacingOccurrences(of: "\"", with: "'")) step/ε kept; gradient \(r.gradient)\"\n"
             }
         }
         try AtomicFile.write(csv, to: out + ".csv")

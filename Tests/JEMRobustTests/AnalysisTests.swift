@@ -124,10 +124,16 @@ final class AnalysisTests: XCTestCase {
         var rng = SeededRandom(seed: 6)
         let x = Tensor(shape: [12, 1, 8, 8]); rng.fillUniform(x, lo: 0, hi: 1)
         let y = try m.logits(x).argmaxRows()      // all clean-correct, so the curve starts at 1
-        var t = PGDConfig(); t.steps = 2; t.epsilon = 0.1; t.stepSize = 0.025
-        let pts = try RobustnessCurve.run(m, epsilons: [0, 0.01, 0.05, 0.1, 0.3], template: t, images: x, labels: y, batchSize: 5, seed: 1)
+        var t = PGDConfig(); t.steps = 5; t.epsilon = 0.1; t.stepSize = 0.05
+        let pts = try RobustnessCurve.run(m, epsilons: [0, 0.01, 0.05, 0.1, 0.3, 1], template: t, images: x, labels: y, batchSize: 5, seed: 1)
         XCTAssertEqual(pts.first?.accuracy, 1)
-        for i in 1..<pts.count { XCTAssertLessThanOrEqual(pts[i].accuracy, pts[i - 1].accuracy) }
+        XCTAssertEqual(pts.first?.attacked, 12)
+        for i in 1..<pts.count {
+            XCTAssertLessThanOrEqual(pts[i].accuracy, pts[i - 1].accuracy)
+            // only the survivors of the smaller ε are attacked again
+            XCTAssertEqual(pts[i].attacked, Int((pts[i - 1].accuracy * 12).rounded()))
+        }
+        XCTAssertLessThan(pts.last!.accuracy, 1, "the largest ε should break something")
         XCTAssertThrowsError(try RobustnessCurve.run(m, epsilons: [0.1, 0.05], template: t, images: x, labels: y, batchSize: 5, seed: 1)) {
             XCTAssertTrue("\($0)".contains("strictly increasing"))
         }
