@@ -3,7 +3,12 @@
 the weights) and input gradient (backward of summed logsumexp to the input), batch 64, median of
 repeats, same thread count. Prints JSON like `robust-eval bench --json`.
 
+With --workload, the end-to-end workloads of `robust-eval bench --workload` on the same bundled JEM
+file, implemented the way the reference code does them (normalised-space SGLD, torchattacks PGD, the
+JEM loss with Adam, the defense's chains with BPDA gradients).
+
 Usage: venv/bin/python scripts/bench_torch.py --threads 2 [--repeats 5] [--only wrn-16-4]
+       venv/bin/python scripts/bench_torch.py --threads 2 --workload sgld,pgd,train,defend,latency
 """
 import argparse
 import json
@@ -15,9 +20,130 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(__file__))
-from wrn_torch import CCF  # noqa: E402
+from wrn_torch import CCF, load_robust_eval_model  # noqa: E402
 
 CASES = [("wrn-10-2", 1, 28), ("wrn-10-2", 3, 32), ("wrn-16-4", 1, 28), ("wrn-16-4", 3, 32), ("wrn-28-10", 3, 32)]
+
+
+def median_time(repeats, fn):
+    fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return sorted(ts)[len(ts) // 2]
+
+
+def sgld(model, u, steps, alpha=1.0, sigma=0.01, clamp=None, labels=None):
+    """Reference SGLD in the normalised space u: u <- u + alpha * grad lse f(u) + sigma * N(0, I)."""
+    for _ in range(steps):
+        u = u.detach().requires_grad_(True)
+        z = model.class_output(model.f(u))
+        e = z.gather(1, labels[:, None]).sum() if labels is not None else torch.logsumexp(z, 1).sum()
+        g = torch.autograd.grad(e, u)[0]
+        if clamp is not None:
+            g = g.clamp(-1, 1)
+        u = (u + alpha * g + sigma * torch.randn_like(u)).detach()
+        if clamp is not None:
+            u = torch.max(torch.min(u, clamp[1]), clamp[0])
+    return u
+
+
+def workloads(a, names):
+    import torchattacks
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    m = load_robust_eval_model(os.path.join(here, "Sources/robust-eval/Models/jem-fmnist.safetensors"))
+    m.eval()
+    mean, std = m.mean, m.std
+    rows = []
+
+    def add(op, n, secs):
+        rows.append({"model": "jem-fmnist", "input": "1x28x28", "batch": n, "op": op, "images_per_second": n / secs})
+        print(f"{op:12s} batch {n:4d} {n / secs:9.2f} img/s ({secs:.3f} s)", file=sys.stderr)
+
+    for name in names:
+        if name == "sgld":
+            x0 = torch.rand(64, 1, 28, 28)
+            add("sgld20", 64, median_time(a.repeats, lambda: sgld(m, (x0 - mean) / std, 20)))
+        elif name == "pgd":
+            x, y = torch.rand(128, 1, 28, 28), torch.arange(128) % 10
+            atk = torchattacks.PGD(m, eps=8 / 255, alpha=2 / 255, steps=10, random_start=True)
+
+            def pgd():
+                adv = atk(x, y)
+                with torch.no_grad():
+                    m(adv)
+            add("pgd10", 128, median_time(a.repeats, pgd))
+        elif name == "train":
+            # One iteration of the bundled JEM's recipe: batch 64, 10 clamped SGLD steps from a
+            # 10 000-image replay buffer (5 % re-initialised), CE + p(x) + 0.1 * energy L2, Adam.
+            net = load_robust_eval_model(os.path.join(here, "Sources/robust-eval/Models/jem-fmnist.safetensors"))
+            opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+            data_x, data_y = torch.rand(1000, 1, 28, 28), torch.arange(1000) % 10
+            buf = torch.rand(10000, 1, 28, 28) * 2 - 1
+            lo, hi = (0 - mean) / std, (1 - mean) / std
+
+            def step():
+                idx = torch.randint(0, 1000, (64,))
+                x = (data_x[idx] - mean) / std + 0.03 * torch.randn(64, 1, 28, 28)
+                bi = torch.randint(0, 10000, (64,))
+                xq = buf[bi]
+                re = (torch.rand(64) < 0.05).float()[:, None, None, None]
+                xq = re * (torch.rand_like(xq) * 2 - 1) + (1 - re) * xq
+                net.eval()
+                xq = sgld(net, xq, 10, clamp=(lo, hi))
+                buf[bi] = xq
+                net.train()
+                z = net.class_output(net.f(torch.cat([x, xq])))
+                zd, zq = z[:64], z[64:]
+                ld, lq = torch.logsumexp(zd, 1), torch.logsumexp(zq, 1)
+                loss = F.cross_entropy(zd, data_y[idx]) - (ld.mean() - lq.mean()) + 0.1 * (ld ** 2 + lq ** 2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            add("train_iter", 64, median_time(a.repeats, step))
+        elif name == "defend":
+            # The reference defense (attack_model.py): 5 chains from x + N(0, 0.03²), 10 SGLD steps,
+            # logits averaged; PGD-L∞ 8/255, 10 steps, BPDA gradient at the refined points; clean and
+            # adversarial predictions, as `robust-eval defend` evaluates a batch.
+            x, y = torch.rand(16, 1, 28, 28), torch.arange(16) % 10
+
+            def refined_logits(x01, need_grad):
+                u = ((x01 - mean) / std).repeat_interleave(5, 0)
+                u = sgld(m, u + 0.03 * torch.randn_like(u), 10)
+                if need_grad:
+                    u.requires_grad_(True)
+                    return m.class_output(m.f(u)).view(-1, 5, 10).mean(1), u
+                with torch.no_grad():
+                    return m.class_output(m.f(u)).view(-1, 5, 10).mean(1), u
+
+            def defend():
+                refined_logits(x, False)[0].argmax(1)
+                eps, alpha = 8 / 255, 2 / 255
+                adv = (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1)
+                for _ in range(10):
+                    z, u = refined_logits(adv, True)
+                    g = torch.autograd.grad(F.cross_entropy(z, y), u)[0]
+                    g = (g * std.view(1, -1, 1, 1) ** -1).view(16, 5, 1, 28, 28).sum(1)
+                    adv = torch.min(torch.max(adv + alpha * g.sign(), x - eps), x + eps).clamp(0, 1).detach()
+                refined_logits(adv, False)[0].argmax(1)
+            add("defend", 16, median_time(a.repeats, defend))
+        elif name == "latency":
+            x = torch.rand(1, 1, 28, 28)
+
+            def fwd():
+                with torch.no_grad():
+                    m(x)
+
+            def grad():
+                xi = x.clone().requires_grad_(True)
+                torch.autograd.grad(torch.logsumexp(m(xi), 1).sum(), xi)
+            add("forward_b1", 1, median_time(a.repeats * 20, fwd))
+            add("input_grad_b1", 1, median_time(a.repeats * 20, grad))
+        else:
+            raise SystemExit(f"--workload {name!r} is unknown; expected sgld, pgd, train, defend, latency")
+    return rows
 
 
 def main():
@@ -26,9 +152,14 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--only")
+    ap.add_argument("--workload")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    if a.workload:
+        rows = workloads(a, a.workload.split(","))
+        print(json.dumps({"threads": a.threads, "torch": torch.__version__, "rows": rows}))
+        return
     rows = []
     for arch, c, s in CASES:
         if a.only and arch != a.only:

@@ -4,7 +4,7 @@
 # comparison (L∞ and L2 curves for baseline, JEM-0, JEM-1, JEM-10 under BPDA+EOT), calibration,
 # OOD detection and sample grids. Each step's command and wall time go to docs/results/commands.log.
 # Usage: [MODELS="jem baseline"] [N_CURVE=200] [EOT=2] [THREADS=2] bash scripts/report_bundled.sh [steps...]
-#   steps: eval pgd compare defend curve calibrate ood sample (default: all); compare needs the
+#   steps: eval pgd compare checks defend curve calibrate ood sample (default: all); compare needs the
 #   venv of scripts/setup_torch_venv.sh (torchattacks on the same weights and images).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ RE=.build/release/robust-eval
 OUT=docs/results
 mkdir -p "$OUT"
 T=${THREADS:-2}; N_CURVE=${N_CURVE:-200}; EOT=${EOT:-2}; MODELS=${MODELS:-jem baseline}
-steps=${*:-eval pgd compare defend curve calibrate ood sample}
+steps=${*:-eval pgd compare checks defend curve calibrate ood sample}
 run() {  # run NAME CMD...: runs, logs the command and wall time, keeps stdout in $OUT/NAME.txt
     local name=$1; shift
     local t0=$(date +%s)
@@ -35,6 +35,11 @@ compare)
         run "compare_torchattacks_${norm}_$m" venv/bin/python scripts/compare_torchattacks.py --model "Sources/robust-eval/Models/$m-fmnist.safetensors" \
             --n 1000 --norm $norm --threads $T --json "$OUT/compare_torchattacks_${norm}_$m.json"
     done; done ;;
+checks)
+    # Gradient masking checks on the JEM (Carlini et al.): a much stronger white-box attack (100 steps,
+    # margin loss, 5 restarts) and a transfer attack crafted on the baseline.
+    run pgd_strong_jem $RE pgd --model jem --eps 8/255 --steps 100 --loss margin --restarts 5 --limit 200 --threads $T --json "$OUT/pgd_strong_jem.json"
+    run transfer_baseline_to_jem $RE transfer --source baseline --target jem --eps 8/255 --limit 1000 --threads $T --json "$OUT/transfer_baseline_to_jem.json" ;;
 defend)
     run defend_jem $RE defend --sgld-steps 10 --threads $T --json "$OUT/defend_jem.json" ;;
 curve)

@@ -1,9 +1,13 @@
 // Bench.swift: `robust-eval bench`: images per second of forward, training step (forward +
 // backward to the weights) and input-gradient step (backward of Σ logsumexp to the input) for the
-// reference Wide-ResNets at batch 64. scripts/bench_torch.py runs the same rows in PyTorch.
+// reference Wide-ResNets at batch 64; with --workload, the end-to-end workloads on the bundled JEM
+// (SGLD chain, PGD, a JEM training iteration, the defense, batch-1 latency).
+// scripts/bench_torch.py runs the same rows in PyTorch.
 import ArgumentParser
+import Attacks
 import Foundation
 import JEMCore
+import JEMRobust
 
 struct BenchRow: Codable {
     var model: String
@@ -11,7 +15,7 @@ struct BenchRow: Codable {
     var batch: Int
     var op: String
     var images_per_second: Double
-    var gflops: Double
+    var gflops: Double?
 }
 
 struct BenchReport: Codable {
@@ -25,13 +29,83 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Timed repetitions per row (median reported).") var repeats: Int = 5
     @Option(name: .long, help: "Only rows whose model matches (e.g. wrn-16-4).") var only: String?
     @Option(name: .long, help: "Write the rows as JSON.") var json: String?
+    @Option(name: .long, help: """
+        End-to-end workloads on the bundled JEM (WRN-10-2, 1×28×28) instead of the layer rows, comma-separated: \
+        sgld (20 SGLD steps, batch 64), pgd (PGD-L∞ 8/255, 10 steps, batch 128), train (one iteration of the bundled \
+        JEM's training recipe, batch 64), defend (the defense at its defaults under 10-step BPDA PGD, batch 16, as \
+        `defend` runs it), latency (batch-1 forward and input gradient).
+        """) var workload: String?
     @OptionGroup var runtime: RuntimeOptions
 
     static let cases: [(String, Int, Int)] = [("wrn-10-2", 1, 28), ("wrn-10-2", 3, 32), ("wrn-16-4", 1, 28), ("wrn-16-4", 3, 32), ("wrn-28-10", 3, 32)]
 
+    /// Median seconds of `repeats` timed runs after one warm-up.
+    func median(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
+        try body()
+        var times: [Double] = []
+        for _ in 0..<repeats {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return times.sorted()[times.count / 2]
+    }
+
+    func workloads(_ names: [String]) throws -> [BenchRow] {
+        let known = ["sgld", "pgd", "train", "defend", "latency"]
+        for n in names where !known.contains(n) {
+            throw ValidationError("--workload '\(n)' is unknown; expected one of \(known.joined(separator: ", "))")
+        }
+        let m = try BundledModels.load("jem").model
+        var rng = SeededRandom(seed: runtime.seed)
+        func images(_ n: Int) -> Tensor { let x = Tensor(shape: [n, 1, 28, 28]); rng.fillUniform(x, lo: 0, hi: 1); return x }
+        var rows: [BenchRow] = []
+        func add(_ op: String, _ n: Int, _ secs: Double) {
+            rows.append(BenchRow(model: "jem-fmnist", input: "1x28x28", batch: n, op: op, images_per_second: Double(n) / secs, gflops: nil))
+            print(String(format: "%-12@ batch %4d  %9.2f img/s  (%.3f s)", op as NSString, n, Double(n) / secs, secs))
+        }
+        for name in names {
+            switch name {
+            case "sgld":
+                let x0 = images(64)
+                let x = x0.copy()
+                add("sgld20", 64, try median(repeats) { x.assign(x0); try SGLD.run(m, x, config: SGLDConfig(steps: 20), rng: &rng) })
+            case "pgd":
+                let x = images(128), y = (0..<128).map { $0 % 10 }
+                let pgd = try PGD(config: PGDConfig())
+                add("pgd10", 128, try median(repeats) { _ = try pgd.attack(m, x, labels: y, rng: &rng) })
+            case "train":
+                var c = TrainConfig()
+                c.arch = "wrn-10-2"; c.lr = 1e-3; c.warmupIterations = 300; c.augment = false; c.validationSize = 0
+                c.sgld = SGLDConfig(steps: 10, clampGradient: true, clampSamples: true); c.energyL2 = 0.1
+                let data = try Dataset(images: images(1000), labels: (0..<1000).map { $0 % 10 }, numClasses: 10, name: "random")
+                let dir = FileManager.default.temporaryDirectory.appendingPathComponent("robust-eval-bench-\(getpid())").path
+                let t = try Trainer(config: c, data: data, outDir: dir, inputMean: m.config.inputMean, inputStd: m.config.inputStd)
+                add("train_iter", c.batchSize, try median(repeats) { try t.benchmarkIteration() })
+            case "defend":
+                let x = images(16), y = (0..<16).map { $0 % 10 }
+                let d = try SGLDDefense(model: m, config: DefenseConfig())
+                let pgd = try PGD(config: PGDConfig())
+                add("defend", 16, try median(repeats) {
+                    _ = try Evaluation.run(d, attack: pgd, images: x, labels: y, batchSize: 16, seed: runtime.seed)
+                })
+            default:
+                let x = images(1)
+                add("forward_b1", 1, try median(repeats * 20) { _ = try m.logits(x) })
+                add("input_grad_b1", 1, try median(repeats * 20) { _ = try m.logDensityGradient(x) })
+            }
+        }
+        return rows
+    }
+
     func run() throws {
         runtime.apply()
         guard batch > 0, repeats > 0 else { throw ValidationError("--batch and --repeats must be positive") }
+        if let workload {
+            let rows = try workloads(workload.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
+            if let json { try writeJSON(BenchReport(threads: Runtime.threads, rows: rows), to: json) }
+            return
+        }
         var rows: [BenchRow] = []
         for (arch, c, s) in Self.cases where only == nil || arch == only {
             let (d, k) = try WRNConfig.parseArch(arch)
@@ -66,7 +140,7 @@ struct Bench: ParsableCommand {
                 let row = BenchRow(model: arch, input: "\(c)x\(s)x\(s)", batch: batch, op: name,
                                    images_per_second: Double(batch) / med, gflops: mult * fwdFlops * Double(batch) / med / 1e9)
                 rows.append(row)
-                print(String(format: "%-10@ %-8@ %-11@ %9.1f img/s  %6.1f GFLOP/s", arch as NSString, row.input as NSString, name as NSString, row.images_per_second, row.gflops))
+                print(String(format: "%-10@ %-8@ %-11@ %9.1f img/s  %6.1f GFLOP/s", arch as NSString, row.input as NSString, name as NSString, row.images_per_second, row.gflops ?? 0))
             }
         }
         if let json { try writeJSON(BenchReport(threads: Runtime.threads, rows: rows), to: json) }

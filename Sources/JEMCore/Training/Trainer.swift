@@ -366,6 +366,15 @@ public final class Trainer {
 
     public var finished: Bool { state.iteration >= totalIterations }
 
+    /// One training iteration (sampling, loss, optimiser step) without checkpoints or the divergence
+    /// guard: what `robust-eval bench --workload train` times.
+    public func benchmarkIteration() throws {
+        let it = state.iteration % totalIterations
+        _ = try step(iteration: it)
+        optimizer.update(lr: learningRate(iteration: it))
+        state.iteration += 1
+    }
+
     public func accuracy(of d: Dataset) throws -> Double {
         let pred = try model.logits(d.images, batchSize: 500).argmaxRows()
         return Double(zip(pred, d.labels).filter { $0 == $1 }.count) / Double(max(d.count, 1))
