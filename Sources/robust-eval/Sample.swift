@@ -14,6 +14,8 @@ struct Sample: ParsableCommand {
     @Option(name: .long, help: "SGLD steps.") var steps: Int = 200
     @Option(name: .long, help: "SGLD step size α (reference 1).") var stepSize: Float = 1
     @Option(name: .long, help: "SGLD noise σ (reference 0.01).") var noise: Float = 0.01
+    @Flag(name: .long, inversion: .prefixedNo, help: "JEM++ clamping (gradients to [−1,1], samples to [0,1]). Default: as the model was trained (its train_config metadata), else off (the reference).")
+    var clamp: Bool? = nil
     @Option(name: .long, help: "Start from this training checkpoint's replay buffer instead of noise.") var buffer: String?
     @Option(name: .long, help: "Image height/width when starting from noise (default 28 for 1 channel, 32 otherwise).") var size: Int?
     @Option(name: .long, help: "Output PNG grid.") var out: String
@@ -46,7 +48,11 @@ struct Sample: ParsableCommand {
             for i in 0..<x.count { x.data[i] = c.inputMean[(i / hw) % c.inChannels] + c.inputStd[(i / hw) % c.inChannels] * (2 * rng.uniform() - 1) }
         }
         let t0 = Date()
-        let cfg = SGLDConfig(stepSize: stepSize, noise: noise, steps: steps)
+        var clampOn = clamp
+        if clampOn == nil, let cj = l.metadata["train_config"], let tc = try? JSONDecoder().decode(TrainConfig.self, from: Data(cj.utf8)) {
+            clampOn = tc.sgld.clampGradient || tc.sgld.clampSamples
+        }
+        let cfg = SGLDConfig(stepSize: stepSize, noise: noise, steps: steps, clampGradient: clampOn ?? false, clampSamples: clampOn ?? false)
         try cfg.validate()
         let noiseT = Tensor(shape: x.shape)
         let prog = Progress(total: steps, label: "sgld")
@@ -57,7 +63,8 @@ struct Sample: ParsableCommand {
         let pred = try l.model.logits(x).argmaxRows()
         var hist = [Int](repeating: 0, count: c.numClasses)
         for p in pred { hist[p] += 1 }
-        print(String(format: "%d samples, %d SGLD steps (α %g, σ %g) in %.1f s → %@; predicted classes %@", n, steps, stepSize, noise,
+        print(String(format: "%d samples, %d SGLD steps (α %g, σ %g%@) in %.1f s → %@; predicted classes %@", n, steps, stepSize, noise,
+                     (cfg.clampGradient ? ", clamped" : "") as NSString,
                      Date().timeIntervalSince(t0), out as NSString, "\(hist)" as NSString))
     }
 }
