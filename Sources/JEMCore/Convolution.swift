@@ -42,10 +42,10 @@ public final class Conv2d {
             throw JEMError.invalidArgument("\(weight.name): input \(h)×\(w) is too small for a \(kernelSize)×\(kernelSize) kernel")
         }
         let oc = outputChannels, k = kernelSize, st = stride, pad = padding
-        let out = Tensor(shape: [n, oc, oh, ow])
+        let out = Tensor(uninitialized: [n, oc, oh, ow])   // written in full by the kernel
         let threads = Runtime.threads
         let wsCount = jem_conv2d_workspace(Int32(c), Int32(k), Int32(k), Int32(oh), Int32(ow), Int32(oc), Int32(threads))
-        let work = Tensor(shape: [wsCount])
+        let work = Tensor(uninitialized: [wsCount])
         jem_conv2d_forward(out.data, x.value.data, weight.value.data, bias?.value.data,
                            Int32(n), Int32(c), Int32(h), Int32(w), Int32(oc), Int32(k), Int32(k),
                            Int32(st), Int32(pad), Int32(oh), Int32(ow), work.data)
@@ -54,14 +54,14 @@ public final class Conv2d {
             let weight = self.weight, bias = self.bias
             tape.record {
                 guard let dy = y.grad else { return }
-                let work = Tensor(shape: [wsCount])
+                let work = Tensor(uninitialized: [wsCount])
                 if tape.parameterGradients {
                     jem_conv2d_backward_weight(weight.grad.data, bias?.grad.data, dy.data, x.value.data,
                                                Int32(n), Int32(c), Int32(h), Int32(w), Int32(oc), Int32(k), Int32(k),
                                                Int32(st), Int32(pad), Int32(oh), Int32(ow), work.data)
                 }
                 if x.requiresGrad {
-                    let dx = Tensor(shape: [n, c, h, w])
+                    let dx = Tensor(uninitialized: [n, c, h, w])
                     jem_conv2d_backward_input(dx.data, dy.data, weight.value.data,
                                               Int32(n), Int32(c), Int32(h), Int32(w), Int32(oc), Int32(k), Int32(k),
                                               Int32(st), Int32(pad), Int32(oh), Int32(ow), work.data)

@@ -9,7 +9,14 @@ public final class Tensor {
     public let data: UnsafeMutablePointer<Float>
 
     /// A zero-filled tensor of the given shape.
-    public init(shape: [Int]) {
+    public convenience init(shape: [Int]) {
+        self.init(uninitialized: shape)
+        data.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    /// A tensor whose contents are unspecified: only for outputs and scratch space that a kernel
+    /// writes in full before anything reads them (saves a memset per op in every pass).
+    public init(uninitialized shape: [Int]) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         self.shape = shape
         self.count = shape.reduce(1, *)
@@ -17,7 +24,6 @@ public final class Tensor {
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
         guard posix_memalign(&raw, 64, bytes) == 0, let raw else { fatalError("out of memory allocating \(bytes) bytes") }
         self.data = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        data.initialize(repeating: 0, count: max(count, 1))
     }
 
     /// A tensor holding `values` (row-major) with the given shape.

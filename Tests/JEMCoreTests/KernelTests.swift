@@ -19,6 +19,7 @@ final class KernelTests: XCTestCase {
         ConvCase(n: 4, c: 16, h: 14, w: 14, oc: 32, k: 3, stride: 1, pad: 1),
         ConvCase(n: 7, c: 4, h: 5, w: 5, oc: 3, k: 1, stride: 1, pad: 0),   // grouped 1×1 path
         ConvCase(n: 9, c: 24, h: 4, w: 4, oc: 2, k: 3, stride: 1, pad: 1),  // K > OC·G: scratch sizing
+        ConvCase(n: 3, c: 5, h: 6, w: 9, oc: 7, k: 5, stride: 1, pad: 2),   // same-size backward path, 5×5, non-square
     ]
 
     func testConvolutionMatchesNaive() throws {
