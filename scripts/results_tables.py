@@ -64,6 +64,20 @@ def main():
         print("PGD, 10 steps, random start, cross-entropy (L∞ step 2/255; L2 step 2.5·ε/10), first 1 000 test images:\n")
         table(["model", "threat", "clean", "robust (robust-eval)", "robust (torchattacks 3.5.1)", "n", "time", "img/s per step"], rows)
 
+    rows = []
+    r = load("pgd_linf_jem.json")
+    if r:
+        rows.append(["PGD-L∞ 8/255, 10 steps, CE (standard)", pct(r["robust_accuracy"]), r["n"], f"{r['seconds']:.0f} s"])
+    r = load("pgd_strong_jem.json")
+    if r:
+        rows.append(["PGD-L∞ 8/255, 100 steps, margin loss, 5 restarts", pct(r["robust_accuracy"]), r["n"], f"{r['seconds']:.0f} s"])
+    r = load("transfer_baseline_to_jem.json")
+    if r:
+        rows.append(["transfer: PGD-L∞ 8/255 crafted on the baseline", pct(r["robust_accuracy"]), r["n"], f"{r['seconds']:.0f} s"])
+    if len(rows) > 1:
+        print("Gradient-masking checks on the JEM (robust accuracy; a stronger attack must not do worse):\n")
+        table(["attack", "JEM robust accuracy", "n", "time"], rows)
+
     r = load("defend_jem.json")
     if r:
         print("SGLD-refinement defense at the defaults (`robust-eval defend --sgld-steps 10`):\n")
