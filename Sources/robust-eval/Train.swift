@@ -53,6 +53,7 @@ struct Train: ParsableCommand {
     @Option(name: .long, help: "Divergence guard: roll back when |loss| exceeds this.") var lossBound: Float = 1e8
     @Option(name: .long, help: "Give up after this many roll-backs.") var maxRestarts: Int = 5
     @Option(name: .long, help: "Learning-rate factor at each roll-back.") var restartLrFactor: Float = 0.5
+    @Option(name: .long, help: "Start a new run from this model's weights (jem, baseline or a file; same architecture), e.g. to fine-tune a classifier as a JEM.") var initFrom: String?
     @Option(name: .long, help: "Stop after N iterations in this invocation (resume later).") var maxIters: Int?
     @Option(name: .long, help: "Also print a plain progress line every N iterations (for logs; 0: off).") var logEvery: Int = 0
     @OptionGroup var runtime: RuntimeOptions
@@ -63,6 +64,7 @@ struct Train: ParsableCommand {
         if OptimizerKind(rawValue: optimizer) == nil { throw ValidationError("--optimizer must be adam or sgd, got '\(optimizer)'") }
         if BufferInit(rawValue: bufferInit) == nil { throw ValidationError("--buffer-init must be uniform or gaussian, got '\(bufferInit)'") }
         if let m = maxIters, m < 1 { throw ValidationError("--max-iters must be ≥ 1") }
+        if initFrom != nil && resume != nil { throw ValidationError("--init-from starts a new run; a resumed run continues from its checkpoint") }
     }
 
     func parseDecayEpochs() throws -> [Int] {
@@ -105,7 +107,9 @@ struct Train: ParsableCommand {
             config = c
         } else {
             dir = out!
-            config = try makeConfig()
+            var c = try makeConfig()
+            if let initFrom { c.initFrom = try BundledModels.resolve(initFrom) }
+            config = c
             if FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("checkpoint.safetensors")) {
                 throw ValidationError("\(dir) already holds a checkpoint; continue it with --resume \(dir) or choose another --out")
             }
@@ -115,6 +119,10 @@ struct Train: ParsableCommand {
         if config.padTo != nil || config.toChannels != nil { data = try data.adapted(toChannels: config.toChannels, toSize: config.padTo) }
         let trainer = try Trainer(config: config, data: data, outDir: dir)
         if resume != nil { try trainer.resume() }
+        if let src = config.initFrom, resume == nil {
+            let source = try ModelIO.load(path: src)
+            try trainer.initializeWeights(from: source.model, source: src)
+        }
         let err = FileHandle.standardError
         err.write("training \(config.arch) on \(data.name) (\(data.count - config.validationSize) train, \(config.validationSize) held out), \(trainer.totalIterations) iterations, \(config.pxWeight > 0 ? "JEM, \(config.sgld.steps) SGLD steps" : "baseline classifier"); from iteration \(trainer.state.iteration)\n".data(using: .utf8)!)
         let progress = Progress(total: trainer.totalIterations, label: "iter")

@@ -36,6 +36,7 @@ final class CLITests: XCTestCase {
     func testTrainFlagErrors() throws {
         assertFails(try Train.parse(["--out", "/tmp/x", "--sgld-steps=-1"]), "--sgld-steps must be ≥ 0")
         assertFails(try Train.parse([]), "give --out DIR")
+        assertFails(try Train.parse(["--resume", "/tmp/x", "--init-from", "baseline"]), "--init-from starts a new run")
     }
 
     func tmp(_ name: String) -> String {

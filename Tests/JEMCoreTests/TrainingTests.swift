@@ -97,6 +97,22 @@ final class TrainingTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: t.modelPath))
     }
 
+    func testInitFromCopiesWeightsAndRejectsAnotherArchitecture() throws {
+        let data = try toyData()
+        var cc = toyConfig(); cc.pxWeight = 0; cc.epochs = 1
+        let classifier = try Trainer(config: cc, data: data, outDir: tempDir("init-src"))
+        try classifier.run()
+        let jem = try Trainer(config: toyConfig(), data: data, outDir: tempDir("init-jem"))
+        try jem.initializeWeights(from: classifier.model, source: "classifier")
+        for (p, q) in zip(jem.model.parameters, classifier.model.parameters) { XCTAssertEqual(p.value.array, q.value.array, p.name) }
+        XCTAssertEqual(try jem.accuracy(of: XCTUnwrap(jem.validation)), try classifier.accuracy(of: XCTUnwrap(classifier.validation)))
+        var wide = toyConfig(); wide.arch = "wrn-10-2"
+        let other = try Trainer(config: wide, data: data, outDir: tempDir("init-wide"))
+        XCTAssertThrowsError(try jem.initializeWeights(from: other.model, source: "wide.safetensors")) { e in
+            XCTAssertTrue("\(e)".contains("wide.safetensors") && "\(e)".contains("does not match"), "\(e)")
+        }
+    }
+
     func testBadSettingsGetClearErrors() throws {
         let data = try toyData()
         func expect(_ edit: (inout TrainConfig) -> Void, _ text: String, file: StaticString = #filePath, line: UInt = #line) {

@@ -46,6 +46,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var maxRestarts: Int = 5
     /// Learning-rate factor applied at each roll-back.
     public var restartLRFactor: Float = 0.5
+    /// The model file a new run's weights were initialised from (nil: random initialisation).
+    public var initFrom: String? = nil
 
     public init() {}
 

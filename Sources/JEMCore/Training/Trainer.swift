@@ -89,6 +89,22 @@ public final class Trainer {
         }
     }
 
+    /// Starts a new run from another model's weights (e.g. a trained classifier, to fine-tune it
+    /// as a JEM). The architectures must agree exactly.
+    public func initializeWeights(from other: WideResNet, source: String) throws {
+        let a = model.config, b = other.config
+        guard a.depth == b.depth, a.width == b.width, a.inChannels == b.inChannels, a.numClasses == b.numClasses, a.norm == b.norm else {
+            throw JEMError.invalidArgument("--init-from \(source): architecture \(b.archName) (\(b.inChannels) channel(s), \(b.numClasses) classes, norm \(b.norm)) does not match the run's \(a.archName) (\(a.inChannels) channel(s), \(a.numClasses) classes, norm \(a.norm))")
+        }
+        guard state.iteration == 0 else { throw JEMError.invalidArgument("--init-from applies to a new run only") }
+        for (p, q) in zip(model.parameters, other.parameters) {
+            guard p.value.shape == q.value.shape else {
+                throw JEMError.shapeMismatch(what: "--init-from \(source): tensor \(q.name)", expected: p.value.shape, found: q.value.shape)
+            }
+            p.value.assign(q.value)
+        }
+    }
+
     // MARK: buffer
 
     func fitClassGaussians() {
