@@ -65,9 +65,10 @@ def main():
         table(["model", "threat", "clean", "robust (robust-eval)", "robust (torchattacks 3.5.1)", "n", "time", "img/s per step"], rows)
 
     rows = []
-    r = load("pgd_linf_jem.json")
-    if r:
-        rows.append(["PGD-L∞ 8/255, 10 steps, CE (standard)", pct(r["robust_accuracy"]), r["n"], f"{r['seconds']:.0f} s"])
+    for name in ("pgd_linf_jem_n200.json", "pgd_linf_jem.json"):
+        r = load(name)
+        if r:
+            rows.append(["PGD-L∞ 8/255, 10 steps, CE (standard)", pct(r["robust_accuracy"]), r["n"], f"{r['seconds']:.0f} s"])
     r = load("pgd_strong_jem.json")
     if r:
         rows.append(["PGD-L∞ 8/255, 100 steps, margin loss, 5 restarts", pct(r["robust_accuracy"]), r["n"], f"{r['seconds']:.0f} s"])
@@ -75,7 +76,7 @@ def main():
     if r:
         rows.append(["transfer: PGD-L∞ 8/255 crafted on the baseline", pct(r["robust_accuracy"]), r["n"], f"{r['seconds']:.0f} s"])
     if len(rows) > 1:
-        print("Gradient-masking checks on the JEM (robust accuracy; a stronger attack must not do worse):\n")
+        print("Gradient-masking checks on the JEM (robust accuracy under each attack; lower means a stronger attack):\n")
         table(["attack", "JEM robust accuracy", "n", "time"], rows)
 
     r = load("defend_jem.json")
