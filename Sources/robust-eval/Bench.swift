@@ -129,14 +129,7 @@ struct Bench: ParsableCommand {
                 ("input_grad", 2, { _ = try m.logDensityGradient(x) }),
             ]
             for (name, mult, body) in ops {
-                try body()   // warm-up
-                var times: [Double] = []
-                for _ in 0..<repeats {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    try body()
-                    times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-                }
-                let med = times.sorted()[times.count / 2]
+                let med = try median(repeats, body)
                 let row = BenchRow(model: arch, input: "\(c)x\(s)x\(s)", batch: batch, op: name,
                                    images_per_second: Double(batch) / med, gflops: mult * fwdFlops * Double(batch) / med / 1e9)
                 rows.append(row)

@@ -49,7 +49,7 @@ struct Sample: ParsableCommand {
         }
         let t0 = Date()
         var clampOn = clamp
-        if clampOn == nil, let cj = l.metadata["train_config"], let tc = try? JSONDecoder().decode(TrainConfig.self, from: Data(cj.utf8)) {
+        if clampOn == nil, let tc = TrainConfig.fromMetadata(l.metadata) {
             clampOn = tc.sgld.clampGradient || tc.sgld.clampSamples
         }
         let cfg = SGLDConfig(stepSize: stepSize, noise: noise, steps: steps, clampGradient: clampOn ?? false, clampSamples: clampOn ?? false)

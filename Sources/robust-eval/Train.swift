@@ -98,7 +98,7 @@ struct Train: ParsableCommand {
             dir = resume
             let ck = (resume as NSString).appendingPathComponent("checkpoint.safetensors")
             let f = try SafeTensorsFile(path: ck)
-            guard let cj = f.metadata["train_config"], var c = try? JSONDecoder().decode(TrainConfig.self, from: Data(cj.utf8)) else {
+            guard var c = TrainConfig.fromMetadata(f.metadata) else {
                 throw ValidationError("\(ck) is not a robust-eval training checkpoint")
             }
             // The schedule may be changed on resume; everything else is the saved run's.

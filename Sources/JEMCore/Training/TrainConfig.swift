@@ -2,6 +2,8 @@
 // (train_wrn_ebm.py) unless stated, and the options from later work (JEM++: clamped steps,
 // class-conditional Gaussian buffer initialisation; an L2 penalty on the energies).
 
+import Foundation
+
 public enum BufferInit: String, Codable, CaseIterable, Sendable {
     /// U(−1, 1) in the model's normalised space (the reference).
     case uniform
@@ -50,6 +52,12 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var initFrom: String? = nil
 
     public init() {}
+
+    /// The settings a model or checkpoint was trained with (its `train_config` metadata), if any.
+    public static func fromMetadata(_ metadata: [String: String]) -> TrainConfig? {
+        guard let j = metadata["train_config"] else { return nil }
+        return try? JSONDecoder().decode(TrainConfig.self, from: Data(j.utf8))
+    }
 
     public func validate(trainCount: Int) throws {
         func bad(_ m: String) -> JEMError { .invalidArgument(m) }

@@ -302,13 +302,13 @@ public final class Trainer {
     /// Restores model, optimiser, buffer and state from DIR/checkpoint.safetensors.
     public func resume() throws {
         let f = try SafeTensorsFile(path: checkpointPath)
-        guard let cj = f.metadata["train_config"], let saved = try? JSONDecoder().decode(TrainConfig.self, from: Data(cj.utf8)) else {
+        guard let saved = TrainConfig.fromMetadata(f.metadata) else {
             throw JEMError.badFile(path: checkpointPath, reason: "not a robust-eval training checkpoint (no train_config)")
         }
         var comparable = saved
         comparable.epochs = config.epochs; comparable.decayEpochs = config.decayEpochs
         guard comparable == config else {
-            throw JEMError.invalidArgument("--resume \(outDir): the checkpoint was made with different settings; resume with the same flags (saved: \(cj))")
+            throw JEMError.invalidArgument("--resume \(outDir): the checkpoint was made with different settings; resume with the same flags (saved: \(f.metadata["train_config"] ?? ""))")
         }
         guard let sj = f.metadata["train_state"], let st = try? JSONDecoder().decode(TrainState.self, from: Data(sj.utf8)) else {
             throw JEMError.badFile(path: checkpointPath, reason: "missing train_state")
