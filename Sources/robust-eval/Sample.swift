@@ -1,6 +1,6 @@
 // Sample.swift: `robust-eval sample`: SGLD samples from the JEM, unconditional or class-conditional,
-// from U(−1, 1) noise (in the model's normalised space) or a training checkpoint's replay buffer,
-// as a PNG grid.
+// from U(−1, 1) noise (in the model's normalised space), from JEM++'s class-conditional Gaussians
+// fitted to the training data, or from a training checkpoint's replay buffer, as a PNG grid.
 import ArgumentParser
 import Foundation
 import JEMCore
@@ -16,6 +16,10 @@ struct Sample: ParsableCommand {
     @Option(name: .long, help: "SGLD noise σ (reference 0.01).") var noise: Float = 0.01
     @Flag(name: .long, inversion: .prefixedNo, help: "JEM++ clamping (gradients to [−1,1], samples to [0,1]). Default: as the model was trained (its train_config metadata), else off (the reference).")
     var clamp: Bool? = nil
+    @Option(name: .long, help: "Chain start: uniform (U(−1,1) noise in the model's normalised space, the reference) or gaussian (JEM++: per-class Gaussian noise fitted to the training images; unconditional chains draw their class at random). Default: as the model's replay buffer was initialised in training (its train_config metadata), else uniform.")
+    var `init`: String?
+    @Option(name: .long, help: "Training data SPEC the Gaussians of --init gaussian are fitted to (train split). Default: the model's training data (train_config metadata), else fashion-mnist.")
+    var data: String?
     @Option(name: .long, help: "Start from this training checkpoint's replay buffer instead of noise.") var buffer: String?
     @Option(name: .long, help: "Image height/width when starting from noise (default 28 for 1 channel, 32 otherwise).") var size: Int?
     @Option(name: .long, help: "Output PNG grid.") var out: String
@@ -33,6 +37,11 @@ struct Sample: ParsableCommand {
         if perClass { labels = (0..<c.numClasses).flatMap { Array(repeating: $0, count: count) } }
         let n = labels?.count ?? count
         var rng = SeededRandom(seed: runtime.seed)
+        let trained = TrainConfig.fromMetadata(l.metadata)
+        if let i = `init`, BufferInit(rawValue: i) == nil { throw ValidationError("--init must be uniform or gaussian, got '\(i)'") }
+        if `init` != nil, buffer != nil { throw ValidationError("--init and --buffer both choose the chain start; give one") }
+        let start = `init`.flatMap(BufferInit.init(rawValue:)) ?? trained?.bufferInit ?? .uniform
+        if data != nil, start != .gaussian { throw ValidationError("--data is only used with --init gaussian") }
         let x: Tensor
         if let buffer {
             let f = try SafeTensorsFile(path: buffer)
@@ -41,6 +50,19 @@ struct Sample: ParsableCommand {
                 throw ValidationError("\(buffer): buffer has shape \(b.shape), expected N×\(c.inChannels)×H×W")
             }
             x = b.gather(rows: (0..<n).map { _ in Int(rng.next() % UInt64(b.shape[0])) })
+        } else if start == .gaussian {
+            let specText = data ?? trained?.data ?? "fashion-mnist"
+            var train = try DataSpec.parse(specText).load(split: .train)
+            if data == nil, let t = trained, t.padTo != nil || t.toChannels != nil {
+                train = try train.adapted(toChannels: t.toChannels, toSize: t.padTo)
+            }
+            guard train.channels == c.inChannels, train.numClasses == c.numClasses else {
+                throw ValidationError("--init gaussian: data \(specText) has \(train.channels) channel(s) and \(train.numClasses) classes; the model expects \(c.inChannels) and \(c.numClasses)")
+            }
+            if let size, size != train.height { throw ValidationError("--size \(size) does not match the \(train.height)×\(train.width) images of \(specText) that --init gaussian draws from") }
+            let g = ClassGaussians(fitting: train)
+            x = Tensor(shape: [n, c.inChannels, train.height, train.width])
+            for i in 0..<n { g.draw(into: x, row: i, label: labels?[i] ?? Int(rng.next() % UInt64(c.numClasses)), rng: &rng) }
         } else {
             let s = size ?? (c.inChannels == 1 ? 28 : 32)
             x = Tensor(shape: [n, c.inChannels, s, s])
@@ -49,7 +71,7 @@ struct Sample: ParsableCommand {
         }
         let t0 = Date()
         var clampOn = clamp
-        if clampOn == nil, let tc = TrainConfig.fromMetadata(l.metadata) {
+        if clampOn == nil, let tc = trained {
             clampOn = tc.sgld.clampGradient || tc.sgld.clampSamples
         }
         let cfg = SGLDConfig(stepSize: stepSize, noise: noise, steps: steps, clampGradient: clampOn ?? false, clampSamples: clampOn ?? false)
@@ -63,7 +85,8 @@ struct Sample: ParsableCommand {
         let pred = try l.model.logits(x).argmaxRows()
         var hist = [Int](repeating: 0, count: c.numClasses)
         for p in pred { hist[p] += 1 }
-        print(String(format: "%d samples, %d SGLD steps (α %g, σ %g%@) in %.1f s → %@; predicted classes %@", n, steps, stepSize, noise,
+        print(String(format: "%d samples from %@, %d SGLD steps (α %g, σ %g%@) in %.1f s → %@; predicted classes %@", n,
+                     (buffer != nil ? "the replay buffer" : start == .gaussian ? "class Gaussians" : "uniform noise") as NSString, steps, stepSize, noise,
                      (cfg.clampGradient ? ", clamped" : "") as NSString,
                      Date().timeIntervalSince(t0), out as NSString, "\(hist)" as NSString))
     }

@@ -97,6 +97,18 @@ final class CLIAnalysisTests: XCTestCase {
         }
     }
 
+    func testSampleStartErrors() throws {
+        let d = dir()
+        let m = try model(classes: 10, dir: d)
+        for (args, text) in [(["--init", "bogus"], "--init must be uniform or gaussian, got 'bogus'"),
+                             (["--init", "gaussian", "--buffer", "b.safetensors"], "--init and --buffer both choose"),
+                             (["--init", "uniform", "--data", "fashion-mnist"], "--data is only used with --init gaussian")] {
+            XCTAssertThrowsError(try Sample.parse(["--model", m, "--steps", "1", "--count", "1", "--out", d + "/g.png"] + args).run()) {
+                XCTAssertTrue(self.message($0).contains(text), self.message($0))
+            }
+        }
+    }
+
     func testCurveAndDefendFlagErrors() throws {
         let d = dir()
         let m = try model(classes: 10, dir: d)

@@ -37,6 +37,54 @@ final class TrainingTests: XCTestCase {
         return d
     }
 
+    /// The JEM++ chain start: the Cholesky factor reproduces the covariance, and draws of a class
+    /// have that class's mean and covariance (full), or its per-pixel spread (diagonal).
+    func testClassGaussiansMatchTheData() throws {
+        // 2 classes of 1×2×2 images whose pixels are correlated: p1 = p0 + small noise, p2 = 1 − p0.
+        var rng = SeededRandom(seed: 11)
+        let n = 4000
+        let x = Tensor(shape: [n, 1, 2, 2]); var y: [Int] = []
+        for i in 0..<n {
+            let c = i % 2; y.append(c)
+            let a = Float(c == 0 ? 0.3 : 0.6) + 0.1 * (rng.uniform() - 0.5) * 2
+            let v: [Float] = [a, a + 0.02 * (rng.uniform() - 0.5), 1 - a, 0.5 + 0.05 * (rng.uniform() - 0.5)]
+            for j in 0..<4 { x.data[i * 4 + j] = v[j] }
+        }
+        let data = try Dataset(images: x, labels: y, numClasses: 2, name: "corr")
+        let g = ClassGaussians(fitting: data)
+        XCTAssertTrue(g.isFull)
+        let a: [Double] = [4, 2, 0.6, 2, 5, 1.2, 0.6, 1.2, 3]
+        let l = ClassGaussians.cholesky(a, 3, jitter: 0)
+        for i in 0..<3 { for j in 0..<3 {
+            var s = 0.0; for t in 0..<3 { s += l[i * 3 + t] * l[j * 3 + t] }
+            XCTAssertEqual(s, a[i * 3 + j], accuracy: 1e-12)
+        } }
+        let m = 20000
+        let draws = Tensor(shape: [m, 1, 2, 2])
+        var r2 = SeededRandom(seed: 12)
+        for i in 0..<m { g.draw(into: draws, row: i, label: 1, rng: &r2) }
+        var mean = [Double](repeating: 0, count: 4), dmean = [Double](repeating: 0, count: 4)
+        for i in 0..<m { for j in 0..<4 { mean[j] += Double(draws.data[i * 4 + j]) / Double(m) } }
+        var cnt = 0
+        for i in 0..<n where y[i] == 1 { cnt += 1; for j in 0..<4 { dmean[j] += Double(x.data[i * 4 + j]) } }
+        for j in 0..<4 { XCTAssertEqual(mean[j], dmean[j] / Double(cnt), accuracy: 0.003, "mean of pixel \(j)") }
+        // Pixels 0 and 2 are perfectly anti-correlated in the data: their draws must be too.
+        var c02 = 0.0, v0 = 0.0, v2 = 0.0
+        for i in 0..<m {
+            let a0 = Double(draws.data[i * 4]) - mean[0], a2 = Double(draws.data[i * 4 + 2]) - mean[2]
+            c02 += a0 * a2; v0 += a0 * a0; v2 += a2 * a2
+        }
+        XCTAssertLessThan(c02 / (v0 * v2).squareRoot(), -0.95)
+        XCTAssertEqual((v0 / Double(m)).squareRoot(), 0.1 / 3.0.squareRoot(), accuracy: 0.003)
+        // The diagonal fallback keeps the spread but drops the correlation.
+        let gd = ClassGaussians(fitting: data, full: false)
+        XCTAssertFalse(gd.isFull)
+        var cd = 0.0
+        for i in 0..<m { gd.draw(into: draws, row: i, label: 1, rng: &r2) }
+        for i in 0..<m { cd += (Double(draws.data[i * 4]) - mean[0]) * (Double(draws.data[i * 4 + 2]) - mean[2]) }
+        XCTAssertEqual(cd / Double(m) / (v0 / Double(m)), 0, accuracy: 0.05)
+    }
+
     func testShortRunLowersLossAndBeatsChance() throws {
         let data = try toyData()
         let t = try Trainer(config: toyConfig(), data: data, outDir: tempDir("train-short"))

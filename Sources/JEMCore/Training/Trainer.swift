@@ -45,7 +45,7 @@ public final class Trainer {
     public private(set) var state = TrainState()
     /// The replay buffer of SGLD samples, pixels (bufferSize, C, H, W).
     public let buffer: Tensor?
-    var classMean: Tensor?, classStd: Tensor?
+    var classGaussians: ClassGaussians?
     /// Snapshot at the last good checkpoint (in memory) for roll-back.
     var snapshot: (params: [Tensor], optim: [Tensor], buffer: Tensor?, state: TrainState)?
     /// Fault injection for tests: (iteration, lr multiplier) applied while restarts == 0.
@@ -82,7 +82,7 @@ public final class Trainer {
         if config.pxWeight > 0 || config.pxyWeight > 0 {
             buffer = Tensor(shape: [config.bufferSize, data.channels, data.height, data.width])
         } else { buffer = nil }
-        if config.bufferInit == .gaussian { fitClassGaussians() }
+        if config.bufferInit == .gaussian { classGaussians = ClassGaussians(fitting: train) }
         if let buffer {
             var rng = SeededRandom(seed: config.seed ^ 0xB0FF)
             for i in 0..<config.bufferSize { initSample(buffer, row: i, label: i * data.numClasses / config.bufferSize, rng: &rng) }
@@ -107,24 +107,6 @@ public final class Trainer {
 
     // MARK: buffer
 
-    func fitClassGaussians() {
-        let per = train.channels * train.height * train.width, k = train.numClasses
-        let mean = Tensor(shape: [k, per]), sq = Tensor(shape: [k, per])
-        var count = [Int](repeating: 0, count: k)
-        for i in 0..<train.count {
-            let y = train.labels[i]; count[y] += 1
-            for j in 0..<per { let v = train.images.data[i * per + j]; mean.data[y * per + j] += v; sq.data[y * per + j] += v * v }
-        }
-        for y in 0..<k where count[y] > 0 {
-            for j in 0..<per {
-                let m = mean.data[y * per + j] / Float(count[y])
-                mean.data[y * per + j] = m
-                sq.data[y * per + j] = max(sq.data[y * per + j] / Float(count[y]) - m * m, 0).squareRoot()
-            }
-        }
-        classMean = mean; classStd = sq
-    }
-
     /// A fresh chain start in row `row` of t: U(−1,1) in normalised space, or the class Gaussian.
     func initSample(_ t: Tensor, row: Int, label: Int, rng: inout SeededRandom) {
         let c = model.config
@@ -134,9 +116,7 @@ public final class Trainer {
         case .uniform:
             for k in 0..<c.inChannels { for j in 0..<hw { p[k * hw + j] = c.inputMean[k] + c.inputStd[k] * (2 * rng.uniform() - 1) } }
         case .gaussian:
-            let m = classMean!.data + label * per, s = classStd!.data + label * per
-            let z = Tensor(shape: [per]); rng.fillNormal(z)
-            for j in 0..<per { p[j] = min(max(m[j] + s[j] * z.data[j], 0), 1) }
+            classGaussians!.draw(into: t, row: row, label: label, rng: &rng)
         }
     }
 
