@@ -85,6 +85,23 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(cd / Double(m) / (v0 / Double(m)), 0, accuracy: 0.05)
     }
 
+    /// `--buffer-init gaussian`: the buffer's class chunks start at their class's images
+    /// (bright top half for class 0, bright bottom half for class 1), inside [0, 1].
+    func testGaussianBufferStartsNearEachClass() throws {
+        var c = toyConfig(); c.bufferInit = .gaussian
+        let t = try Trainer(config: c, data: try toyData(), outDir: tempDir("train-gauss"))
+        let b = try XCTUnwrap(t.buffer)
+        XCTAssertGreaterThanOrEqual(b.buffer.min()!, 0)
+        XCTAssertLessThanOrEqual(b.buffer.max()!, 1)
+        let rows = b.shape[0]
+        for r in 0..<rows {
+            var top: Float = 0, bottom: Float = 0
+            for j in 0..<32 { top += b.data[r * 64 + j]; bottom += b.data[r * 64 + 32 + j] }
+            let label = r * 2 / rows
+            XCTAssertEqual(top > bottom, label == 0, "buffer row \(r) (class \(label)): top \(top), bottom \(bottom)")
+        }
+    }
+
     func testShortRunLowersLossAndBeatsChance() throws {
         let data = try toyData()
         let t = try Trainer(config: toyConfig(), data: data, outDir: tempDir("train-short"))
