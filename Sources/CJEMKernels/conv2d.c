@@ -6,6 +6,7 @@
 #include "jem_kernels.h"
 #include <cblas.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 static inline int imax(int a, int b) { return a > b ? a : b; }
@@ -75,15 +76,34 @@ static inline int is_pointwise(int KH, int KW, int stride, int pad) {
     return KH == 1 && KW == 1 && stride == 1 && pad == 0;
 }
 
+// Winograd needs enough channels for its 16 GEMMs (OC × C × tiles) to beat one im2col GEMM.
+enum { WINOGRAD_MIN_CHANNELS = 16 };
+
+int jem_conv2d_uses_winograd(int C, int OC, int KH, int KW, int stride, int pad) {
+    static int enabled = -1;
+    if (enabled < 0) { const char* e = getenv("JEM_WINOGRAD"); enabled = !(e && e[0] == '0'); }
+    return enabled && KH == 3 && KW == 3 && stride == 1 && pad == 1
+        && C >= WINOGRAD_MIN_CHANNELS && OC >= WINOGRAD_MIN_CHANNELS;
+}
+
 size_t jem_conv2d_workspace(int C, int KH, int KW, int OH, int OW, int OC, int threads) {
     size_t col = (size_t)C * KH * KW * OH * OW;
     size_t wgt = (size_t)OC * C * KH * KW;
-    return (size_t)threads * (col + wgt);
+    size_t need = (size_t)threads * (col + wgt);
+    if (KH == 3 && KW == 3) {   // a possible Winograd shape (stride 1, pad 1: OH = H, OW = W)
+        size_t w = jem_winograd_workspace(C, OC, OH, OW, threads);
+        if (w > need) need = w;
+    }
+    return need;
 }
 
 void jem_conv2d_forward(float* out, const float* inp, const float* weight, const float* bias,
                         int N, int C, int H, int W, int OC, int KH, int KW,
                         int stride, int pad, int OH, int OW, float* work) {
+    if (jem_conv2d_uses_winograd(C, OC, KH, KW, stride, pad)) {
+        jem_conv3x3_winograd_forward(out, inp, weight, bias, N, C, H, W, OC, work);
+        return;
+    }
     const int K = C * KH * KW, P = OH * OW;
     const size_t per = (size_t)K * P + (size_t)OC * K;
     const int pw = is_pointwise(KH, KW, stride, pad);
@@ -104,6 +124,10 @@ void jem_conv2d_forward(float* out, const float* inp, const float* weight, const
 void jem_conv2d_backward_input(float* dinp, const float* dout, const float* weight,
                                int N, int C, int H, int W, int OC, int KH, int KW,
                                int stride, int pad, int OH, int OW, float* work) {
+    if (jem_conv2d_uses_winograd(C, OC, KH, KW, stride, pad)) {
+        jem_conv3x3_winograd_backward_input(dinp, dout, weight, N, C, H, W, OC, work);
+        return;
+    }
     const int K = C * KH * KW, P = OH * OW;
     const size_t per = (size_t)K * P + (size_t)OC * K;
     const int pw = is_pointwise(KH, KW, stride, pad);

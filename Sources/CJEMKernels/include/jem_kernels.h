@@ -45,6 +45,17 @@ void jem_conv2d_backward_naive(float* dinp, float* dweight, float* dbias, const 
                                int N, int C, int H, int W, int OC, int KH, int KW,
                                int stride, int pad, int OH, int OW);
 
+/// Winograd F(2×2, 3×3) for 3×3, stride-1, pad-1 convolutions (used by the two functions above
+/// when eligible; exposed for tests). Workspace floats: jem_winograd_workspace(C, OC, H, W, threads).
+size_t jem_winograd_workspace(int C, int OC, int H, int W, int threads);
+void jem_conv3x3_winograd_forward(float* out, const float* inp, const float* weight, const float* bias,
+                                  int N, int C, int H, int W, int OC, float* work);
+void jem_conv3x3_winograd_backward_input(float* dinp, const float* dout, const float* weight,
+                                         int N, int C, int H, int W, int OC, float* work);
+/// Whether jem_conv2d_forward / jem_conv2d_backward_input take the Winograd path for this shape
+/// (3×3, stride 1, pad 1, enough channels; JEM_WINOGRAD=0 in the environment turns it off).
+int jem_conv2d_uses_winograd(int C, int OC, int KH, int KW, int stride, int pad);
+
 // ---- linear ---------------------------------------------------------------------------------
 /// out (N,OUT) = inp (N,IN) · weight (OUT,IN)ᵀ + bias (OUT).
 void jem_linear_forward(float* out, const float* inp, const float* weight, const float* bias,

@@ -1,0 +1,150 @@
+// winograd.c: 3×3, stride-1, pad-1 convolution by Winograd's minimal filtering F(2×2, 3×3)
+// (Lavin & Gray, 2016). Each 2×2 output tile comes from a 4×4 input tile:
+//   Y = Aᵀ [ Σ_c (G g Gᵀ)_{oc,c} ⊙ (Bᵀ d B)_c ] A,
+// so the 36 multiplications per tile and channel pair of a direct 3×3 convolution become 16,
+// done as 16 GEMMs M[ξ] (OC, T) = U[ξ] (OC, C) · V[ξ] (C, T) over T tiles (ξ indexes the 4×4
+// transformed positions). Images are processed in chunks of >= 256 tiles per OpenMP thread.
+// The backward-input pass of the same convolution is the same routine with the kernel flipped
+// and its in/out channels swapped.
+#include "jem_kernels.h"
+#include <cblas.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+static inline int tiles_per_image(int H, int W) { return ((H + 1) / 2) * ((W + 1) / 2); }
+
+static inline int chunk_images(int H, int W) {
+    int ti = tiles_per_image(H, W);
+    int nb = (256 + ti - 1) / ti;
+    return nb < 1 ? 1 : (nb > 16 ? 16 : nb);
+}
+
+// The 16 transformed matrices of a chunk lie SKEW floats further apart than their size: with
+// power-of-two sizes (C·T = 64·256 on 32×32 maps) the 16 streams of the transforms would
+// otherwise map to the same cache sets.
+enum { SKEW = 48 };
+
+size_t jem_winograd_workspace(int C, int OC, int H, int W, int threads) {
+    size_t t = (size_t)chunk_images(H, W) * tiles_per_image(H, W);
+    return 16 * (size_t)OC * C + (size_t)threads * 16 * (t * ((size_t)C + OC) + 2 * SKEW);
+}
+
+// U (16, OC, C) = G g Gᵀ for each 3×3 kernel g from input channel c to output channel o:
+// g = weight[o][c] (weight (OC, C, 3, 3)), or, with flip_transpose, g = rot180(weight[c][o])
+// (weight (C, OC, 3, 3): the forward kernel of the convolution whose input gradient this is).
+static void transform_weights(float* U, const float* w, int OC, int C, int flip_transpose) {
+    #pragma omp parallel for schedule(static)
+    for (int o = 0; o < OC; o++) {
+        for (int c = 0; c < C; c++) {
+            float g[9];
+            if (!flip_transpose) {
+                memcpy(g, w + ((size_t)o * C + c) * 9, sizeof g);
+            } else {
+                const float* s = w + ((size_t)c * OC + o) * 9;
+                for (int k = 0; k < 9; k++) g[k] = s[8 - k];
+            }
+            float t[12];   // G g (4×3)
+            for (int j = 0; j < 3; j++) {
+                float a = g[j], b = g[3 + j], d = g[6 + j];
+                t[j] = a; t[3 + j] = 0.5f * (a + b + d); t[6 + j] = 0.5f * (a - b + d); t[9 + j] = d;
+            }
+            for (int i = 0; i < 4; i++) {   // (G g) Gᵀ (4×4)
+                float a = t[3 * i], b = t[3 * i + 1], d = t[3 * i + 2];
+                float u[4] = { a, 0.5f * (a + b + d), 0.5f * (a - b + d), d };
+                for (int j = 0; j < 4; j++) U[((size_t)(4 * i + j) * OC + o) * C + c] = u[j];
+            }
+        }
+    }
+}
+
+// out (N, OC, H, W) = winograd conv of inp (N, C, H, W) with transformed kernel U (16, OC, C).
+static void winograd_run(float* out, const float* inp, const float* U, const float* bias,
+                         int N, int C, int H, int W, int OC, float* work) {
+    const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW;
+    const int NB = chunk_images(H, W), NC = (N + NB - 1) / NB;
+    const size_t tmax = (size_t)NB * TI;
+    #pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < NC; ch++) {
+        const int n0 = ch * NB, nb = (N - n0) < NB ? (N - n0) : NB;
+        const int T = nb * TI;
+        float* V = work + (size_t)omp_get_thread_num() * 16 * (tmax * ((size_t)C + OC) + 2 * SKEW);
+        float* M = V + 16 * (tmax * (size_t)C + SKEW);
+        const size_t xs = (size_t)C * T + SKEW, ms = (size_t)OC * T + SKEW;   // strides between the 16 matrices
+        // Input transform: V[ξ][c][t] = (Bᵀ d B)[ξ] for the 4×4 tile d at (2ty − 1, 2tx − 1).
+        for (int i = 0; i < nb; i++) {
+            for (int c = 0; c < C; c++) {
+                const float* x = inp + ((size_t)(n0 + i) * C + c) * H * W;
+                float* vb = V + (size_t)c * T + (size_t)i * TI;
+                for (int ty = 0; ty < TH; ty++) {
+                    for (int tx = 0; tx < TW; tx++) {
+                        float d[16];
+                        const int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
+                        if (y0 >= 0 && x0 >= 0 && y0 + 3 < H && x0 + 3 < W) {
+                            for (int r = 0; r < 4; r++) memcpy(d + 4 * r, x + (size_t)(y0 + r) * W + x0, 4 * sizeof(float));
+                        } else {
+                            for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++) {
+                                int yy = y0 + r, xx = x0 + q;
+                                d[4 * r + q] = (yy >= 0 && yy < H && xx >= 0 && xx < W) ? x[(size_t)yy * W + xx] : 0.f;
+                            }
+                        }
+                        float t[16];   // Bᵀ d
+                        for (int q = 0; q < 4; q++) {
+                            float a = d[q], b = d[4 + q], e = d[8 + q], f = d[12 + q];
+                            t[q] = a - e; t[4 + q] = b + e; t[8 + q] = e - b; t[12 + q] = b - f;
+                        }
+                        const size_t tt = (size_t)ty * TW + tx;
+                        for (int r = 0; r < 4; r++) {   // (Bᵀ d) B
+                            float a = t[4 * r], b = t[4 * r + 1], e = t[4 * r + 2], f = t[4 * r + 3];
+                            vb[(size_t)(4 * r + 0) * xs + tt] = a - e;
+                            vb[(size_t)(4 * r + 1) * xs + tt] = b + e;
+                            vb[(size_t)(4 * r + 2) * xs + tt] = e - b;
+                            vb[(size_t)(4 * r + 3) * xs + tt] = b - f;
+                        }
+                    }
+                }
+            }
+        }
+        for (int xi = 0; xi < 16; xi++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, T, C,
+                        1.0f, U + (size_t)xi * OC * C, C, V + (size_t)xi * xs, T, 0.0f, M + (size_t)xi * ms, T);
+        // Output transform: y = Aᵀ m A (+ bias), cropped at odd edges.
+        for (int i = 0; i < nb; i++) {
+            for (int o = 0; o < OC; o++) {
+                float* y = out + ((size_t)(n0 + i) * OC + o) * H * W;
+                const float* mb = M + (size_t)o * T + (size_t)i * TI;
+                const float b0 = bias ? bias[o] : 0.f;
+                for (int ty = 0; ty < TH; ty++) {
+                    for (int tx = 0; tx < TW; tx++) {
+                        const size_t tt = (size_t)ty * TW + tx;
+                        float m[16];
+                        for (int k = 0; k < 16; k++) m[k] = mb[(size_t)k * ms + tt];
+                        float r0[4], r1[4];   // Aᵀ m
+                        for (int q = 0; q < 4; q++) { r0[q] = m[q] + m[4 + q] + m[8 + q]; r1[q] = m[4 + q] - m[8 + q] - m[12 + q]; }
+                        float y00 = r0[0] + r0[1] + r0[2] + b0, y01 = r0[1] - r0[2] - r0[3] + b0;
+                        float y10 = r1[0] + r1[1] + r1[2] + b0, y11 = r1[1] - r1[2] - r1[3] + b0;
+                        const int yy = 2 * ty, xx = 2 * tx;
+                        float* p = y + (size_t)yy * W + xx;
+                        p[0] = y00; if (xx + 1 < W) p[1] = y01;
+                        if (yy + 1 < H) { p[W] = y10; if (xx + 1 < W) p[W + 1] = y11; }
+                    }
+                }
+            }
+        }
+    }
+}
+
+void jem_conv3x3_winograd_forward(float* out, const float* inp, const float* weight, const float* bias,
+                                  int N, int C, int H, int W, int OC, float* work) {
+    float* U = work;
+    transform_weights(U, weight, OC, C, 0);
+    winograd_run(out, inp, U, bias, N, C, H, W, OC, work + 16 * (size_t)OC * C);
+}
+
+void jem_conv3x3_winograd_backward_input(float* dinp, const float* dout, const float* weight,
+                                         int N, int C, int H, int W, int OC, float* work) {
+    // dx (N, C, H, W) = conv(dy (N, OC, H, W), w') with w'[c][oc] = rot180(w[oc][c]).
+    float* U = work;
+    transform_weights(U, weight, C, OC, 1);
+    winograd_run(dinp, dout, U, NULL, N, OC, H, W, C, work + 16 * (size_t)OC * C);
+}
