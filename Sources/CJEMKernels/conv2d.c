@@ -93,6 +93,8 @@ size_t jem_conv2d_workspace(int C, int KH, int KW, int OH, int OW, int OC, int t
     if (KH == 3 && KW == 3) {   // a possible Winograd shape (stride 1, pad 1: OH = H, OW = W)
         size_t w = jem_winograd_workspace(C, OC, OH, OW, threads);
         if (w > need) need = w;
+        w = jem_winograd_wgrad_workspace(C, OC, OH, OW, threads);
+        if (w > need) need = w;
     }
     return need;
 }
@@ -144,9 +146,27 @@ void jem_conv2d_backward_input(float* dinp, const float* dout, const float* weig
     }
 }
 
+// dbias (OC) += sum over N, P of dout (N, OC, P).
+static void bias_grad(float* dbias, const float* dout, int N, int OC, int P) {
+    #pragma omp parallel for schedule(static)
+    for (int o = 0; o < OC; o++) {
+        double s = 0;
+        for (int n = 0; n < N; n++) {
+            const float* dy = dout + ((size_t)n * OC + o) * P;
+            for (int p = 0; p < P; p++) s += dy[p];
+        }
+        dbias[o] += (float)s;
+    }
+}
+
 void jem_conv2d_backward_weight(float* dweight, float* dbias, const float* dout, const float* inp,
                                 int N, int C, int H, int W, int OC, int KH, int KW,
                                 int stride, int pad, int OH, int OW, float* work) {
+    if (jem_conv2d_uses_winograd(C, OC, KH, KW, stride, pad)) {
+        jem_conv3x3_winograd_backward_weight(dweight, dout, inp, N, C, H, W, OC, work);
+        if (dbias) bias_grad(dbias, dout, N, OC, OH * OW);
+        return;
+    }
     const int K = C * KH * KW, P = OH * OW;
     const size_t per = (size_t)K * P + (size_t)OC * K;
     const int pw = is_pointwise(KH, KW, stride, pad);
@@ -175,17 +195,7 @@ void jem_conv2d_backward_weight(float* dweight, float* dbias, const float* dout,
         const float* dw = work + (size_t)t * per + (size_t)K * P;
         for (size_t i = 0; i < (size_t)OC * K; i++) dweight[i] += dw[i];
     }
-    if (dbias) {
-        #pragma omp parallel for schedule(static)
-        for (int o = 0; o < OC; o++) {
-            double s = 0;
-            for (int n = 0; n < N; n++) {
-                const float* dy = dout + ((size_t)n * OC + o) * P;
-                for (int p = 0; p < P; p++) s += dy[p];
-            }
-            dbias[o] += (float)s;
-        }
-    }
+    if (dbias) bias_grad(dbias, dout, N, OC, P);
 }
 
 void jem_conv2d_forward_naive(float* out, const float* inp, const float* weight, const float* bias,

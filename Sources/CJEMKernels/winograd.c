@@ -58,6 +58,45 @@ static void transform_weights(float* U, const float* w, int OC, int C, int flip_
     }
 }
 
+// V[ξ][c][t] (matrices xs floats apart, rows T = nb·TI long) = (Bᵀ d B)[ξ] for the 4×4 input
+// tile d at (2ty − 1, 2tx − 1) of images n0 ..< n0 + nb (zero outside the image).
+static void transform_input(float* V, size_t xs, const float* inp, int n0, int nb, int C, int H, int W) {
+    const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW, T = nb * TI;
+    for (int i = 0; i < nb; i++) {
+        for (int c = 0; c < C; c++) {
+            const float* x = inp + ((size_t)(n0 + i) * C + c) * H * W;
+            float* vb = V + (size_t)c * T + (size_t)i * TI;
+            for (int ty = 0; ty < TH; ty++) {
+                for (int tx = 0; tx < TW; tx++) {
+                    float d[16];
+                    const int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
+                    if (y0 >= 0 && x0 >= 0 && y0 + 3 < H && x0 + 3 < W) {
+                        for (int r = 0; r < 4; r++) memcpy(d + 4 * r, x + (size_t)(y0 + r) * W + x0, 4 * sizeof(float));
+                    } else {
+                        for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++) {
+                            int yy = y0 + r, xx = x0 + q;
+                            d[4 * r + q] = (yy >= 0 && yy < H && xx >= 0 && xx < W) ? x[(size_t)yy * W + xx] : 0.f;
+                        }
+                    }
+                    float t[16];   // Bᵀ d
+                    for (int q = 0; q < 4; q++) {
+                        float a = d[q], b = d[4 + q], e = d[8 + q], f = d[12 + q];
+                        t[q] = a - e; t[4 + q] = b + e; t[8 + q] = e - b; t[12 + q] = b - f;
+                    }
+                    const size_t tt = (size_t)ty * TW + tx;
+                    for (int r = 0; r < 4; r++) {   // (Bᵀ d) B
+                        float a = t[4 * r], b = t[4 * r + 1], e = t[4 * r + 2], f = t[4 * r + 3];
+                        vb[(size_t)(4 * r + 0) * xs + tt] = a - e;
+                        vb[(size_t)(4 * r + 1) * xs + tt] = b + e;
+                        vb[(size_t)(4 * r + 2) * xs + tt] = e - b;
+                        vb[(size_t)(4 * r + 3) * xs + tt] = b - f;
+                    }
+                }
+            }
+        }
+    }
+}
+
 // out (N, OC, H, W) = winograd conv of inp (N, C, H, W) with transformed kernel U (16, OC, C).
 static void winograd_run(float* out, const float* inp, const float* U, const float* bias,
                          int N, int C, int H, int W, int OC, float* work) {
@@ -71,40 +110,7 @@ static void winograd_run(float* out, const float* inp, const float* U, const flo
         float* V = work + (size_t)omp_get_thread_num() * 16 * (tmax * ((size_t)C + OC) + 2 * SKEW);
         float* M = V + 16 * (tmax * (size_t)C + SKEW);
         const size_t xs = (size_t)C * T + SKEW, ms = (size_t)OC * T + SKEW;   // strides between the 16 matrices
-        // Input transform: V[ξ][c][t] = (Bᵀ d B)[ξ] for the 4×4 tile d at (2ty − 1, 2tx − 1).
-        for (int i = 0; i < nb; i++) {
-            for (int c = 0; c < C; c++) {
-                const float* x = inp + ((size_t)(n0 + i) * C + c) * H * W;
-                float* vb = V + (size_t)c * T + (size_t)i * TI;
-                for (int ty = 0; ty < TH; ty++) {
-                    for (int tx = 0; tx < TW; tx++) {
-                        float d[16];
-                        const int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
-                        if (y0 >= 0 && x0 >= 0 && y0 + 3 < H && x0 + 3 < W) {
-                            for (int r = 0; r < 4; r++) memcpy(d + 4 * r, x + (size_t)(y0 + r) * W + x0, 4 * sizeof(float));
-                        } else {
-                            for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++) {
-                                int yy = y0 + r, xx = x0 + q;
-                                d[4 * r + q] = (yy >= 0 && yy < H && xx >= 0 && xx < W) ? x[(size_t)yy * W + xx] : 0.f;
-                            }
-                        }
-                        float t[16];   // Bᵀ d
-                        for (int q = 0; q < 4; q++) {
-                            float a = d[q], b = d[4 + q], e = d[8 + q], f = d[12 + q];
-                            t[q] = a - e; t[4 + q] = b + e; t[8 + q] = e - b; t[12 + q] = b - f;
-                        }
-                        const size_t tt = (size_t)ty * TW + tx;
-                        for (int r = 0; r < 4; r++) {   // (Bᵀ d) B
-                            float a = t[4 * r], b = t[4 * r + 1], e = t[4 * r + 2], f = t[4 * r + 3];
-                            vb[(size_t)(4 * r + 0) * xs + tt] = a - e;
-                            vb[(size_t)(4 * r + 1) * xs + tt] = b + e;
-                            vb[(size_t)(4 * r + 2) * xs + tt] = e - b;
-                            vb[(size_t)(4 * r + 3) * xs + tt] = b - f;
-                        }
-                    }
-                }
-            }
-        }
+        transform_input(V, xs, inp, n0, nb, C, H, W);
         for (int xi = 0; xi < 16; xi++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, T, C,
                         1.0f, U + (size_t)xi * OC * C, C, V + (size_t)xi * xs, T, 0.0f, M + (size_t)xi * ms, T);
@@ -147,4 +153,94 @@ void jem_conv3x3_winograd_backward_input(float* dinp, const float* dout, const f
     float* U = work;
     transform_weights(U, weight, C, OC, 1);
     winograd_run(dinp, dout, U, NULL, N, OC, H, W, C, work + 16 * (size_t)OC * C);
+}
+
+// Weight gradient. With Y = Aᵀ (U ⊙ V) A per tile and U = G g Gᵀ:
+//   ∂L/∂U[ξ] (OC, C) = Σ_t (A dY_t Aᵀ)[ξ] · V[ξ]ᵀ   (16 GEMMs over the tiles),
+//   ∂L/∂g = Gᵀ (∂L/∂U) G.
+// Each thread accumulates ∂L/∂U over its chunks privately; the reduction runs in thread order
+// (deterministic for a given thread count).
+size_t jem_winograd_wgrad_workspace(int C, int OC, int H, int W, int threads) {
+    size_t t = (size_t)chunk_images(H, W) * tiles_per_image(H, W);
+    return (size_t)threads * (16 * (t * ((size_t)C + OC) + 2 * SKEW) + 16 * (size_t)OC * C);
+}
+
+void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, const float* inp,
+                                          int N, int C, int H, int W, int OC, float* work) {
+    const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW;
+    const int NB = chunk_images(H, W), NC = (N + NB - 1) / NB;
+    const size_t tmax = (size_t)NB * TI;
+    const size_t per = 16 * (tmax * ((size_t)C + OC) + 2 * SKEW) + 16 * (size_t)OC * C;
+    int T_threads = 1;
+    #pragma omp parallel
+    {
+        #pragma omp single
+        T_threads = omp_get_num_threads();
+        float* V = work + (size_t)omp_get_thread_num() * per;
+        float* D = V + 16 * (tmax * (size_t)C + SKEW);
+        float* dU = D + 16 * (tmax * (size_t)OC + SKEW);
+        memset(dU, 0, sizeof(float) * 16 * (size_t)OC * C);
+        #pragma omp for schedule(static)
+        for (int ch = 0; ch < NC; ch++) {
+            const int n0 = ch * NB, nb = (N - n0) < NB ? (N - n0) : NB;
+            const int T = nb * TI;
+            const size_t xs = (size_t)C * T + SKEW, ds = (size_t)OC * T + SKEW;
+            transform_input(V, xs, inp, n0, nb, C, H, W);
+            // D[ξ][oc][t] = (A dY Aᵀ)[ξ], dY the 2×2 output-gradient tile (0 where cropped).
+            for (int i = 0; i < nb; i++) {
+                for (int o = 0; o < OC; o++) {
+                    const float* dy = dout + ((size_t)(n0 + i) * OC + o) * H * W;
+                    float* db = D + (size_t)o * T + (size_t)i * TI;
+                    for (int ty = 0; ty < TH; ty++) {
+                        for (int tx = 0; tx < TW; tx++) {
+                            const int yy = 2 * ty, xx = 2 * tx;
+                            const float* p = dy + (size_t)yy * W + xx;
+                            float g00 = p[0], g01 = xx + 1 < W ? p[1] : 0.f;
+                            float g10 = yy + 1 < H ? p[W] : 0.f, g11 = (yy + 1 < H && xx + 1 < W) ? p[W + 1] : 0.f;
+                            // A g (4×2): rows g0, g0 + g1, g0 − g1, −g1 (g0, g1 the rows of dY)
+                            float r[4][2] = { { g00, g01 }, { g00 + g10, g01 + g11 }, { g00 - g10, g01 - g11 }, { -g10, -g11 } };
+                            const size_t tt = (size_t)ty * TW + tx;
+                            for (int a = 0; a < 4; a++) {   // (A g) Aᵀ
+                                float u = r[a][0], v = r[a][1];
+                                db[(size_t)(4 * a + 0) * ds + tt] = u;
+                                db[(size_t)(4 * a + 1) * ds + tt] = u + v;
+                                db[(size_t)(4 * a + 2) * ds + tt] = u - v;
+                                db[(size_t)(4 * a + 3) * ds + tt] = -v;
+                            }
+                        }
+                    }
+                }
+            }
+            for (int xi = 0; xi < 16; xi++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, C, T,
+                            1.0f, D + (size_t)xi * ds, T, V + (size_t)xi * xs, T, 1.0f, dU + (size_t)xi * OC * C, C);
+        }
+    }
+    // dweight[o][c] += Gᵀ (Σ_threads dU[·][o][c]) G, threads summed in order.
+    #pragma omp parallel for schedule(static)
+    for (int o = 0; o < OC; o++) {
+        for (int c = 0; c < C; c++) {
+            float u[16];
+            for (int k = 0; k < 16; k++) {
+                float s = 0.f;
+                for (int t = 0; t < T_threads; t++) {
+                    const float* dU = work + (size_t)t * per + 16 * (tmax * ((size_t)C + OC) + 2 * SKEW);
+                    s += dU[((size_t)k * OC + o) * C + c];
+                }
+                u[k] = s;
+            }
+            float m[12];   // Gᵀ u (3×4); Gᵀ rows: (1, ½, ½, 0), (0, ½, −½, 0), (0, ½, ½, 1)
+            for (int j = 0; j < 4; j++) {
+                float a = u[j], b = u[4 + j], e = u[8 + j], f = u[12 + j];
+                m[j] = a + 0.5f * (b + e); m[4 + j] = 0.5f * (b - e); m[8 + j] = 0.5f * (b + e) + f;
+            }
+            float* g = dweight + ((size_t)o * C + c) * 9;
+            for (int i = 0; i < 3; i++) {   // (Gᵀ u) G
+                float a = m[4 * i], b = m[4 * i + 1], e = m[4 * i + 2], f = m[4 * i + 3];
+                g[3 * i + 0] += a + 0.5f * (b + e);
+                g[3 * i + 1] += 0.5f * (b - e);
+                g[3 * i + 2] += 0.5f * (b + e) + f;
+            }
+        }
+    }
 }

@@ -52,7 +52,11 @@ void jem_conv3x3_winograd_forward(float* out, const float* inp, const float* wei
                                   int N, int C, int H, int W, int OC, float* work);
 void jem_conv3x3_winograd_backward_input(float* dinp, const float* dout, const float* weight,
                                          int N, int C, int H, int W, int OC, float* work);
-/// Whether jem_conv2d_forward / jem_conv2d_backward_input take the Winograd path for this shape
+/// dweight (OC, C, 3, 3) += weight gradient by Winograd; workspace: jem_winograd_wgrad_workspace.
+size_t jem_winograd_wgrad_workspace(int C, int OC, int H, int W, int threads);
+void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, const float* inp,
+                                          int N, int C, int H, int W, int OC, float* work);
+/// Whether jem_conv2d_forward, _backward_input and _backward_weight take the Winograd path for this shape
 /// (3×3, stride 1, pad 1, enough channels; JEM_WINOGRAD=0 in the environment turns it off).
 int jem_conv2d_uses_winograd(int C, int OC, int KH, int KW, int stride, int pad);
 
