@@ -79,11 +79,14 @@ static inline int is_pointwise(int KH, int KW, int stride, int pad) {
 // Winograd needs enough channels for its 16 GEMMs (OC × C × tiles) to beat one im2col GEMM.
 enum { WINOGRAD_MIN_CHANNELS = 16 };
 
-int jem_conv2d_uses_winograd(int C, int OC, int KH, int KW, int stride, int pad) {
+int jem_conv2d_uses_winograd(int N, int C, int H, int W, int OC, int KH, int KW, int stride, int pad) {
     static int enabled = -1;
     if (enabled < 0) { const char* e = getenv("JEM_WINOGRAD"); enabled = !(e && e[0] == '0'); }
+    // Its 16 GEMMs also need enough tiles: for one small image (batch-1 latency on 14×14 or 7×7
+    // maps) a single im2col GEMM is faster.
     return enabled && KH == 3 && KW == 3 && stride == 1 && pad == 1
-        && C >= WINOGRAD_MIN_CHANNELS && OC >= WINOGRAD_MIN_CHANNELS;
+        && C >= WINOGRAD_MIN_CHANNELS && OC >= WINOGRAD_MIN_CHANNELS
+        && (long)N * ((H + 1) / 2) * ((W + 1) / 2) >= 64;
 }
 
 size_t jem_conv2d_workspace(int C, int KH, int KW, int OH, int OW, int OC, int threads) {
@@ -102,14 +105,14 @@ size_t jem_conv2d_workspace(int C, int KH, int KW, int OH, int OW, int OC, int t
 void jem_conv2d_forward(float* out, const float* inp, const float* weight, const float* bias,
                         int N, int C, int H, int W, int OC, int KH, int KW,
                         int stride, int pad, int OH, int OW, float* work) {
-    if (jem_conv2d_uses_winograd(C, OC, KH, KW, stride, pad)) {
+    if (jem_conv2d_uses_winograd(N, C, H, W, OC, KH, KW, stride, pad)) {
         jem_conv3x3_winograd_forward(out, inp, weight, bias, N, C, H, W, OC, work);
         return;
     }
     const int K = C * KH * KW, P = OH * OW;
     const size_t per = (size_t)K * P + (size_t)OC * K;
     const int pw = is_pointwise(KH, KW, stride, pad);
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (N > 1)
     for (int n = 0; n < N; n++) {
         float* col = work + (size_t)omp_get_thread_num() * per;
         const float* x = inp + (size_t)n * C * H * W;
@@ -126,14 +129,14 @@ void jem_conv2d_forward(float* out, const float* inp, const float* weight, const
 void jem_conv2d_backward_input(float* dinp, const float* dout, const float* weight,
                                int N, int C, int H, int W, int OC, int KH, int KW,
                                int stride, int pad, int OH, int OW, float* work) {
-    if (jem_conv2d_uses_winograd(C, OC, KH, KW, stride, pad)) {
+    if (jem_conv2d_uses_winograd(N, C, H, W, OC, KH, KW, stride, pad)) {
         jem_conv3x3_winograd_backward_input(dinp, dout, weight, N, C, H, W, OC, work);
         return;
     }
     const int K = C * KH * KW, P = OH * OW;
     const size_t per = (size_t)K * P + (size_t)OC * K;
     const int pw = is_pointwise(KH, KW, stride, pad);
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (N > 1)
     for (int n = 0; n < N; n++) {
         float* col = work + (size_t)omp_get_thread_num() * per;
         float* dx = dinp + (size_t)n * C * H * W;
@@ -162,7 +165,7 @@ static void bias_grad(float* dbias, const float* dout, int N, int OC, int P) {
 void jem_conv2d_backward_weight(float* dweight, float* dbias, const float* dout, const float* inp,
                                 int N, int C, int H, int W, int OC, int KH, int KW,
                                 int stride, int pad, int OH, int OW, float* work) {
-    if (jem_conv2d_uses_winograd(C, OC, KH, KW, stride, pad)) {
+    if (jem_conv2d_uses_winograd(N, C, H, W, OC, KH, KW, stride, pad)) {
         jem_conv3x3_winograd_backward_weight(dweight, dout, inp, N, C, H, W, OC, work);
         if (dbias) bias_grad(dbias, dout, N, OC, OH * OW);
         return;

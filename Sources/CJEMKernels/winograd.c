@@ -34,7 +34,7 @@ size_t jem_winograd_workspace(int C, int OC, int H, int W, int threads) {
 // g = weight[o][c] (weight (OC, C, 3, 3)), or, with flip_transpose, g = rot180(weight[c][o])
 // (weight (C, OC, 3, 3): the forward kernel of the convolution whose input gradient this is).
 static void transform_weights(float* U, const float* w, int OC, int C, int flip_transpose) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((long)OC * C >= 4096)
     for (int o = 0; o < OC; o++) {
         for (int c = 0; c < C; c++) {
             float g[9];
@@ -103,7 +103,7 @@ static void winograd_run(float* out, const float* inp, const float* U, const flo
     const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW;
     const int NB = chunk_images(H, W), NC = (N + NB - 1) / NB;
     const size_t tmax = (size_t)NB * TI;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (NC > 1)
     for (int ch = 0; ch < NC; ch++) {
         const int n0 = ch * NB, nb = (N - n0) < NB ? (N - n0) : NB;
         const int T = nb * TI;

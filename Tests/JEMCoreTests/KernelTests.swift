@@ -20,8 +20,9 @@ final class KernelTests: XCTestCase {
         ConvCase(n: 7, c: 4, h: 5, w: 5, oc: 3, k: 1, stride: 1, pad: 0),   // grouped 1×1 path
         ConvCase(n: 9, c: 24, h: 4, w: 4, oc: 2, k: 3, stride: 1, pad: 1),  // K > OC·G: scratch sizing
         ConvCase(n: 3, c: 5, h: 6, w: 9, oc: 7, k: 5, stride: 1, pad: 2),   // same-size backward path, 5×5, non-square
-        ConvCase(n: 3, c: 17, h: 7, w: 5, oc: 20, k: 3, stride: 1, pad: 1),  // Winograd, odd sizes (cropped edge tiles)
+        ConvCase(n: 6, c: 17, h: 7, w: 5, oc: 20, k: 3, stride: 1, pad: 1),  // Winograd, odd sizes (cropped edge tiles)
         ConvCase(n: 19, c: 16, h: 4, w: 4, oc: 24, k: 3, stride: 1, pad: 1), // Winograd, a full chunk of 16 images and a partial one
+        ConvCase(n: 1, c: 16, h: 14, w: 14, oc: 16, k: 3, stride: 1, pad: 1), // too few tiles for Winograd: im2col
     ]
 
     func testConvolutionMatchesNaive() throws {
@@ -49,7 +50,7 @@ final class KernelTests: XCTestCase {
             assertClose(dbF, dbS, tol: 1e-5, "conv dbias \(cc)")
         }
         // The Winograd F(2×2, 3×3) path is among the cases checked (unless JEM_WINOGRAD=0).
-        let wino = convCases.filter { jem_conv2d_uses_winograd(Int32($0.c), Int32($0.oc), Int32($0.k), Int32($0.k), Int32($0.stride), Int32($0.pad)) != 0 }
+        let wino = convCases.filter { jem_conv2d_uses_winograd(Int32($0.n), Int32($0.c), Int32($0.h), Int32($0.w), Int32($0.oc), Int32($0.k), Int32($0.k), Int32($0.stride), Int32($0.pad)) != 0 }
         if ProcessInfo.processInfo.environment["JEM_WINOGRAD"] != "0" { XCTAssertEqual(wino.count, 3) }
     }
 

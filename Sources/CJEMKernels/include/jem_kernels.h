@@ -57,8 +57,9 @@ size_t jem_winograd_wgrad_workspace(int C, int OC, int H, int W, int threads);
 void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, const float* inp,
                                           int N, int C, int H, int W, int OC, float* work);
 /// Whether jem_conv2d_forward, _backward_input and _backward_weight take the Winograd path for this shape
-/// (3×3, stride 1, pad 1, enough channels; JEM_WINOGRAD=0 in the environment turns it off).
-int jem_conv2d_uses_winograd(int C, int OC, int KH, int KW, int stride, int pad);
+/// (3×3, stride 1, pad 1, at least 16 channels in and out, at least 64 output tiles of 2×2 in
+/// the batch; JEM_WINOGRAD=0 in the environment turns it off).
+int jem_conv2d_uses_winograd(int N, int C, int H, int W, int OC, int KH, int KW, int stride, int pad);
 
 // ---- linear ---------------------------------------------------------------------------------
 /// out (N,OUT) = inp (N,IN) · weight (OUT,IN)ᵀ + bias (OUT).
