@@ -27,13 +27,14 @@ enum { SKEW = 48 };
 
 size_t jem_winograd_workspace(int C, int OC, int H, int W, int threads) {
     size_t t = (size_t)chunk_images(H, W) * tiles_per_image(H, W);
-    return 16 * (size_t)OC * C + (size_t)threads * 16 * (t * ((size_t)C + OC) + 2 * SKEW);
+    return 16 * ((size_t)OC * C + SKEW) + (size_t)threads * 16 * (t * ((size_t)C + OC) + 2 * SKEW);
 }
 
-// U (16, OC, C) = G g Gᵀ for each 3×3 kernel g from input channel c to output channel o:
+// U (16 matrices (OC, C), SKEW floats apart) = G g Gᵀ for each 3×3 kernel g from input channel c to output channel o:
 // g = weight[o][c] (weight (OC, C, 3, 3)), or, with flip_transpose, g = rot180(weight[c][o])
 // (weight (C, OC, 3, 3): the forward kernel of the convolution whose input gradient this is).
 static void transform_weights(float* U, const float* w, int OC, int C, int flip_transpose) {
+    const size_t us = (size_t)OC * C + SKEW;   // stride between the 16 (OC, C) matrices of U
     #pragma omp parallel for schedule(static) if ((long)OC * C >= 4096)
     for (int o = 0; o < OC; o++) {
         for (int c = 0; c < C; c++) {
@@ -52,7 +53,7 @@ static void transform_weights(float* U, const float* w, int OC, int C, int flip_
             for (int i = 0; i < 4; i++) {   // (G g) Gᵀ (4×4)
                 float a = t[3 * i], b = t[3 * i + 1], d = t[3 * i + 2];
                 float u[4] = { a, 0.5f * (a + b + d), 0.5f * (a - b + d), d };
-                for (int j = 0; j < 4; j++) U[((size_t)(4 * i + j) * OC + o) * C + c] = u[j];
+                for (int j = 0; j < 4; j++) U[(size_t)(4 * i + j) * us + (size_t)o * C + c] = u[j];
             }
         }
     }
@@ -113,7 +114,7 @@ static void winograd_run(float* out, const float* inp, const float* U, const flo
         transform_input(V, xs, inp, n0, nb, C, H, W);
         for (int xi = 0; xi < 16; xi++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, T, C,
-                        1.0f, U + (size_t)xi * OC * C, C, V + (size_t)xi * xs, T, 0.0f, M + (size_t)xi * ms, T);
+                        1.0f, U + (size_t)xi * ((size_t)OC * C + SKEW), C, V + (size_t)xi * xs, T, 0.0f, M + (size_t)xi * ms, T);
         // Output transform: y = Aᵀ m A (+ bias), cropped at odd edges.
         for (int i = 0; i < nb; i++) {
             for (int o = 0; o < OC; o++) {
@@ -144,7 +145,7 @@ void jem_conv3x3_winograd_forward(float* out, const float* inp, const float* wei
                                   int N, int C, int H, int W, int OC, float* work) {
     float* U = work;
     transform_weights(U, weight, OC, C, 0);
-    winograd_run(out, inp, U, bias, N, C, H, W, OC, work + 16 * (size_t)OC * C);
+    winograd_run(out, inp, U, bias, N, C, H, W, OC, work + 16 * ((size_t)OC * C + SKEW));
 }
 
 void jem_conv3x3_winograd_backward_input(float* dinp, const float* dout, const float* weight,
@@ -152,7 +153,7 @@ void jem_conv3x3_winograd_backward_input(float* dinp, const float* dout, const f
     // dx (N, C, H, W) = conv(dy (N, OC, H, W), w') with w'[c][oc] = rot180(w[oc][c]).
     float* U = work;
     transform_weights(U, weight, C, OC, 1);
-    winograd_run(dinp, dout, U, NULL, N, OC, H, W, C, work + 16 * (size_t)OC * C);
+    winograd_run(dinp, dout, U, NULL, N, OC, H, W, C, work + 16 * ((size_t)OC * C + SKEW));
 }
 
 // Weight gradient. With Y = Aᵀ (U ⊙ V) A per tile and U = G g Gᵀ:
@@ -162,7 +163,7 @@ void jem_conv3x3_winograd_backward_input(float* dinp, const float* dout, const f
 // (deterministic for a given thread count).
 size_t jem_winograd_wgrad_workspace(int C, int OC, int H, int W, int threads) {
     size_t t = (size_t)chunk_images(H, W) * tiles_per_image(H, W);
-    return (size_t)threads * (16 * (t * ((size_t)C + OC) + 2 * SKEW) + 16 * (size_t)OC * C);
+    return (size_t)threads * (16 * (t * ((size_t)C + OC) + 2 * SKEW) + 16 * ((size_t)OC * C + SKEW));
 }
 
 void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, const float* inp,
@@ -170,7 +171,8 @@ void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, con
     const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW;
     const int NB = chunk_images(H, W), NC = (N + NB - 1) / NB;
     const size_t tmax = (size_t)NB * TI;
-    const size_t per = 16 * (tmax * ((size_t)C + OC) + 2 * SKEW) + 16 * (size_t)OC * C;
+    const size_t us = (size_t)OC * C + SKEW;   // stride between the 16 (OC, C) matrices of dU
+    const size_t per = 16 * (tmax * ((size_t)C + OC) + 2 * SKEW) + 16 * us;
     int T_threads = 1;
     #pragma omp parallel
     {
@@ -179,7 +181,7 @@ void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, con
         float* V = work + (size_t)omp_get_thread_num() * per;
         float* D = V + 16 * (tmax * (size_t)C + SKEW);
         float* dU = D + 16 * (tmax * (size_t)OC + SKEW);
-        memset(dU, 0, sizeof(float) * 16 * (size_t)OC * C);
+        memset(dU, 0, sizeof(float) * 16 * us);
         #pragma omp for schedule(static)
         for (int ch = 0; ch < NC; ch++) {
             const int n0 = ch * NB, nb = (N - n0) < NB ? (N - n0) : NB;
@@ -213,7 +215,7 @@ void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, con
             }
             for (int xi = 0; xi < 16; xi++)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, C, T,
-                            1.0f, D + (size_t)xi * ds, T, V + (size_t)xi * xs, T, 1.0f, dU + (size_t)xi * OC * C, C);
+                            1.0f, D + (size_t)xi * ds, T, V + (size_t)xi * xs, T, 1.0f, dU + (size_t)xi * us, C);
         }
     }
     // dweight[o][c] += Gᵀ (Σ_threads dU[·][o][c]) G, threads summed in order.
@@ -225,7 +227,7 @@ void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, con
                 float s = 0.f;
                 for (int t = 0; t < T_threads; t++) {
                     const float* dU = work + (size_t)t * per + 16 * (tmax * ((size_t)C + OC) + 2 * SKEW);
-                    s += dU[((size_t)k * OC + o) * C + c];
+                    s += dU[(size_t)k * us + (size_t)o * C + c];
                 }
                 u[k] = s;
             }
