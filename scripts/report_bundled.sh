@@ -53,11 +53,11 @@ calibrate)
 ood)
     for m in $MODELS; do run "ood_$m" $RE ood --model $m --limit 2000 --threads $T --json "$OUT/ood_$m.json" --histograms "$OUT/ood_$m"; done ;;
 sample)
-    # The chain start follows the model's training (its train_config: JEM++ class Gaussians for the
-    # bundled JEM); the 0-step grid shows the start itself, the last grid starts from uniform noise.
-    run sample_jem_start $RE sample --model jem --per-class --count 8 --steps 0 --threads $T --out "$OUT/samples_jem_start.png"
+    # From the chain start the model was trained with (its train_config), and from JEM++'s
+    # class Gaussians (the 0-step grid shows those starts themselves).
     run sample_jem $RE sample --model jem --per-class --count 8 --steps 200 --threads $T --out "$OUT/samples_jem.png"
     run sample_jem_uncond $RE sample --model jem --count 32 --steps 200 --threads $T --out "$OUT/samples_jem_unconditional.png"
-    run sample_jem_uniform $RE sample --model jem --init uniform --count 32 --steps 200 --threads $T --out "$OUT/samples_jem_uniform.png" ;;
+    run sample_jem_gaussian_start $RE sample --model jem --init gaussian --per-class --count 8 --steps 0 --threads $T --out "$OUT/samples_jem_gaussian_start.png"
+    run sample_jem_gaussian $RE sample --model jem --init gaussian --per-class --count 8 --steps 200 --threads $T --out "$OUT/samples_jem_gaussian.png" ;;
 *) echo "unknown step $s" >&2; exit 2 ;;
 esac; done

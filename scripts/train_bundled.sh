@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The exact recipe of the bundled models (Fashion-MNIST, WRN-10-2): first the baseline classifier,
-# then the JEM, fine-tuned from the baseline's weights. Each command resumes its run if a
-# checkpoint exists, so the script can be re-run after an interruption.
-# Usage: [THREADS=N] bash scripts/train_bundled.sh [baseline|jem|all]  (default 2 threads; a
+# The exact recipe of the bundled models (Fashion-MNIST, WRN-10-2): the baseline classifier and the
+# JEM, each from scratch (`jem-finetune`: the fine-tuning experiment described in the README).
+# Each command resumes its run if a checkpoint exists, so the script can be re-run after an
+# interruption.
+# Usage: [THREADS=N] bash scripts/train_bundled.sh [baseline|jem|all|jem-finetune]  (default 2 threads; a
 # resumed run must use the thread count it started with to reproduce it bit for bit)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,14 +28,19 @@ if [ "$what" = baseline ] || [ "$what" = all ]; then
     cp runs/baseline/model.safetensors Sources/robust-eval/Models/baseline-fmnist.safetensors
 fi
 if [ "$what" = jem ] || [ "$what" = all ]; then
-    # JEM: the reference loss and sampler, started from the trained baseline (a classifier is a JEM
-    # whose p(x) term has not been trained yet), with the JEM++ options that make it train on a
-    # CPU budget: 10 clamped SGLD steps (reference 20), replay-buffer chains started from per-class
-    # Gaussians fitted to the training images (so chains begin near clothing, not in uniform
-    # noise where a short-chain JEM's energy stays flat), an L2 penalty of 0.1 on the energies;
-    # Adam 1e-4 (the reference's rate), ×0.3 after the first of 2 epochs.
-    run jem 2 --data fashion-mnist --arch wrn-10-2 --init-from runs/baseline/model.safetensors \
+    # JEM: reference loss and sampler, from scratch; 10 SGLD steps (reference 20) with JEM++ clamping
+    # and an L2 energy penalty of 0.1 so it trains stably in about 3 hours on 2 cores. Adam 1e-3
+    # (reference 1e-4, which needs far more than 6 epochs), 300 warm-up iterations, ×0.3 at epochs
+    # 4 and 5, flips but no pad-4 crops (data noise only), uniform-noise chain starts.
+    run jem 6 --data fashion-mnist --arch wrn-10-2 --decay-epochs 4,5 --lr 1e-3 --warmup-iters 300 \
+        --no-augment --sgld-steps 10 --sgld-clamp --energy-l2 0.1 --seed 1
+    cp runs/jem/model.safetensors Sources/robust-eval/Models/jem-fmnist.safetensors
+fi
+if [ "$what" = jem-finetune ]; then
+    # An experiment, not a bundled model (see the README): the JEM started from the trained
+    # baseline with JEM++ Gaussian chain starts, 2 epochs at Adam 1e-4. It reached 84.49 % test
+    # accuracy and 1.6 % under PGD-L∞ 8/255 (the from-scratch JEM: 87.17 % and 63.6 %).
+    run jem-finetune 2 --data fashion-mnist --arch wrn-10-2 --init-from runs/baseline/model.safetensors \
         --lr 1e-4 --warmup-iters 100 --decay-epochs 1 --no-augment \
         --sgld-steps 10 --sgld-clamp --energy-l2 0.1 --buffer-init gaussian --seed 1
-    cp runs/jem/model.safetensors Sources/robust-eval/Models/jem-fmnist.safetensors
 fi

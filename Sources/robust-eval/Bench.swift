@@ -76,9 +76,8 @@ struct Bench: ParsableCommand {
                 add("pgd10", 128, try median(repeats) { _ = try pgd.attack(m, x, labels: y, rng: &rng) })
             case "train":
                 var c = TrainConfig()
-                c.arch = "wrn-10-2"; c.lr = 1e-4; c.warmupIterations = 100; c.augment = false; c.validationSize = 0
+                c.arch = "wrn-10-2"; c.lr = 1e-3; c.warmupIterations = 300; c.augment = false; c.validationSize = 0
                 c.sgld = SGLDConfig(steps: 10, clampGradient: true, clampSamples: true); c.energyL2 = 0.1
-                c.bufferInit = .gaussian
                 let data = try Dataset(images: images(1000), labels: (0..<1000).map { $0 % 10 }, numClasses: 10, name: "random")
                 let dir = FileManager.default.temporaryDirectory.appendingPathComponent("robust-eval-bench-\(getpid())").path
                 let t = try Trainer(config: c, data: data, outDir: dir, inputMean: m.config.inputMean, inputStd: m.config.inputStd)
