@@ -58,6 +58,8 @@ sample)
     run sample_jem $RE sample --model jem --per-class --count 8 --steps 200 --threads $T --out "$OUT/samples_jem.png"
     run sample_jem_uncond $RE sample --model jem --count 32 --steps 200 --threads $T --out "$OUT/samples_jem_unconditional.png"
     run sample_jem_gaussian_start $RE sample --model jem --init gaussian --per-class --count 8 --steps 0 --threads $T --out "$OUT/samples_jem_gaussian_start.png"
-    run sample_jem_gaussian $RE sample --model jem --init gaussian --per-class --count 8 --steps 200 --threads $T --out "$OUT/samples_jem_gaussian.png" ;;
+    run sample_jem_gaussian $RE sample --model jem --init gaussian --per-class --count 8 --steps 200 --threads $T --out "$OUT/samples_jem_gaussian.png"
+    # Control: the same chains on the baseline classifier (its logits read as an energy).
+    run sample_baseline_gaussian $RE sample --model baseline --init gaussian --per-class --count 8 --steps 200 --clamp --threads $T --out "$OUT/samples_baseline_gaussian.png" ;;
 *) echo "unknown step $s" >&2; exit 2 ;;
 esac; done
