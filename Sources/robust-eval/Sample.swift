@@ -51,11 +51,11 @@ struct Sample: ParsableCommand {
             }
             x = b.gather(rows: (0..<n).map { _ in Int(rng.next() % UInt64(b.shape[0])) })
         } else if start == .gaussian {
-            let specText = data ?? trained?.data ?? "fashion-mnist"
-            var train = try DataSpec.parse(specText).load(split: .train)
-            if data == nil, let t = trained, t.padTo != nil || t.toChannels != nil {
-                train = try train.adapted(toChannels: t.toChannels, toSize: t.padTo)
-            }
+            // The model's own training data (adapted as in training) unless --data names other data.
+            var source = trained ?? TrainConfig()
+            if let data { source.data = data; source.padTo = nil; source.toChannels = nil }
+            let specText = source.data
+            let train = try source.trainingData()
             guard train.channels == c.inChannels, train.numClasses == c.numClasses else {
                 throw ValidationError("--init gaussian: data \(specText) has \(train.channels) channel(s) and \(train.numClasses) classes; the model expects \(c.inChannels) and \(c.numClasses)")
             }
@@ -85,7 +85,7 @@ struct Sample: ParsableCommand {
         let pred = try l.model.logits(x).argmaxRows()
         var hist = [Int](repeating: 0, count: c.numClasses)
         for p in pred { hist[p] += 1 }
-        print(String(format: "%d samples from %@, %d SGLD steps (α %g, σ %g%@) in %.1f s → %@; predicted classes %@", n,
+        print(String(format: "%d samples from %@, %d SGLD steps (α %g, σ %g%@) in %.1f s → %@; samples per predicted class %@", n,
                      (buffer != nil ? "the replay buffer" : start == .gaussian ? "class Gaussians" : "uniform noise") as NSString, steps, stepSize, noise,
                      (cfg.clampGradient ? ", clamped" : "") as NSString,
                      Date().timeIntervalSince(t0), out as NSString, "\(hist)" as NSString))

@@ -114,9 +114,7 @@ struct Train: ParsableCommand {
                 throw ValidationError("\(dir) already holds a checkpoint; continue it with --resume \(dir) or choose another --out")
             }
         }
-        let spec = try DataSpec.parse(config.data)
-        var data = try spec.load(split: .train)
-        if config.padTo != nil || config.toChannels != nil { data = try data.adapted(toChannels: config.toChannels, toSize: config.padTo) }
+        let data = try config.trainingData()
         let trainer = try Trainer(config: config, data: data, outDir: dir)
         if resume != nil { try trainer.resume() }
         if let src = config.initFrom, resume == nil {

@@ -59,6 +59,13 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         return try? JSONDecoder().decode(TrainConfig.self, from: Data(j.utf8))
     }
 
+    /// The training split of `data`, adapted as the run records it (pad_to, to_channels): what
+    /// `train` trains on and what `sample --init gaussian` fits its class Gaussians to.
+    public func trainingData() throws -> Dataset {
+        let d = try DataSpec.parse(data).load(split: .train)
+        return padTo != nil || toChannels != nil ? try d.adapted(toChannels: toChannels, toSize: padTo) : d
+    }
+
     public func validate(trainCount: Int) throws {
         func bad(_ m: String) -> JEMError { .invalidArgument(m) }
         _ = try WRNConfig.parseArch(arch)
