@@ -23,6 +23,7 @@ final class KernelTests: XCTestCase {
         ConvCase(n: 6, c: 17, h: 7, w: 5, oc: 20, k: 3, stride: 1, pad: 1),  // Winograd, odd sizes (cropped edge tiles)
         ConvCase(n: 19, c: 16, h: 4, w: 4, oc: 24, k: 3, stride: 1, pad: 1), // Winograd, a full chunk of 16 images and a partial one
         ConvCase(n: 1, c: 16, h: 14, w: 14, oc: 16, k: 3, stride: 1, pad: 1), // too few tiles for Winograd: im2col
+        ConvCase(n: 1, c: 64, h: 14, w: 14, oc: 64, k: 3, stride: 1, pad: 1), // one image, GEMM big enough for OpenBLAS's threads
     ]
 
     func testConvolutionMatchesNaive() throws {
