@@ -57,6 +57,10 @@ sample)
     # class Gaussians (the 0-step grid shows those starts themselves).
     run sample_jem $RE sample --model jem --per-class --count 8 --steps 200 --threads $T --out "$OUT/samples_jem.png"
     run sample_jem_uncond $RE sample --model jem --count 32 --steps 200 --threads $T --out "$OUT/samples_jem_unconditional.png"
+    # Unconditional chains from uniform noise with a 10× step for 1000 steps (the training step
+    # leaves them on the flat noise plateau), and the same chains on the baseline as control.
+    run sample_jem_uncond_long $RE sample --model jem --count 32 --steps 1000 --step-size 10 --threads $T --out "$OUT/samples_jem_unconditional_long.png"
+    run sample_baseline_uncond_long $RE sample --model baseline --count 32 --steps 1000 --step-size 10 --clamp --threads $T --out "$OUT/samples_baseline_unconditional_long.png"
     run sample_jem_gaussian_start $RE sample --model jem --init gaussian --per-class --count 8 --steps 0 --threads $T --out "$OUT/samples_jem_gaussian_start.png"
     run sample_jem_gaussian $RE sample --model jem --init gaussian --per-class --count 8 --steps 200 --threads $T --out "$OUT/samples_jem_gaussian.png"
     # Control: the same chains on the baseline classifier (its logits read as an energy).
