@@ -39,6 +39,7 @@ checks)
     # Gradient masking checks on the JEM (Carlini et al.): a much stronger white-box attack (100 steps,
     # margin loss, 5 restarts) and a transfer attack crafted on the baseline.
     run pgd_strong_jem $RE pgd --model jem --eps 8/255 --steps 100 --loss margin --restarts 5 --limit 200 --threads $T --json "$OUT/pgd_strong_jem.json"
+    run pgd_linf_jem_n200 $RE pgd --model jem --eps 8/255 --limit 200 --threads 1 --json "$OUT/pgd_linf_jem_n200.json"
     run transfer_baseline_to_jem $RE transfer --source baseline --target jem --eps 8/255 --limit 1000 --threads $T --json "$OUT/transfer_baseline_to_jem.json" ;;
 defend)
     run defend_jem $RE defend --sgld-steps 10 --threads $T --json "$OUT/defend_jem.json" ;;

@@ -77,7 +77,7 @@ struct Bench: ParsableCommand {
             case "train":
                 var c = TrainConfig()
                 c.arch = "wrn-10-2"; c.lr = 1e-3; c.warmupIterations = 300; c.augment = false; c.validationSize = 0
-                c.sgld = SGLDConfig(steps: 10, clampGradient: true, clampSamples: true); c.energyL2 = 0.1
+                c.sgld = SGLDConfig(steps: 5, clampGradient: true, clampSamples: true); c.energyL2 = 0.1
                 let data = try Dataset(images: images(1000), labels: (0..<1000).map { $0 % 10 }, numClasses: 10, name: "random")
                 let dir = FileManager.default.temporaryDirectory.appendingPathComponent("robust-eval-bench-\(getpid())").path
                 let t = try Trainer(config: c, data: data, outDir: dir, inputMean: m.config.inputMean, inputStd: m.config.inputStd)

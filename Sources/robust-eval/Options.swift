@@ -12,7 +12,7 @@ func parseFraction(_ s: String) -> Double? {
 }
 
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Model: 'jem' (bundled, default), 'baseline' (bundled), or a .safetensors file.")
+    @Option(name: .long, help: "Model: 'jem' (bundled, default), 'baseline' (bundled), 'jem-k10' (bundled: the earlier, more robust and less accurate JEM), or a .safetensors file.")
     var model: String = "jem"
     @Option(name: .long, help: "Architecture of a bare state dict, wrn-D-K (overrides metadata).")
     var arch: String?
@@ -40,7 +40,8 @@ struct ModelOptions: ParsableArguments {
 
 /// The models shipped with the toolkit, found next to the executable from any working directory.
 enum BundledModels {
-    static let names = ["jem": "jem-fmnist.safetensors", "baseline": "baseline-fmnist.safetensors"]
+    static let names = ["jem": "jem-fmnist.safetensors", "baseline": "baseline-fmnist.safetensors",
+                        "jem-k10": "jem-k10-fmnist.safetensors"]
 
     static func directory() -> String? {
         if let env = ProcessInfo.processInfo.environment["ROBUST_EVAL_MODELS"] { return env }
@@ -50,7 +51,7 @@ enum BundledModels {
     static func resolve(_ name: String) throws -> String {
         guard let file = names[name.lowercased()] else {
             if !FileManager.default.fileExists(atPath: name) {
-                throw ValidationError("unknown model '\(name)': expected jem, baseline or an existing .safetensors file")
+                throw ValidationError("unknown model '\(name)': expected jem, baseline, jem-k10 or an existing .safetensors file")
             }
             return name
         }

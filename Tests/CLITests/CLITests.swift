@@ -67,6 +67,15 @@ final class CLIAnalysisTests: XCTestCase {
         XCTAssertThrowsError(try PGDCommand.parse(["--model", "resnet"]).run()) { XCTAssertTrue(self.message($0).contains("unknown model 'resnet'"), self.message($0)) }
     }
 
+    func testBundledModelsLoad() throws {
+        // Every bundled name resolves to a file shipped with the executable and loads as a 10-class WRN-10-2.
+        for name in BundledModels.names.keys.sorted() {
+            let m = try BundledModels.load(name)
+            XCTAssertEqual(m.model.config.numClasses, 10, name)
+            XCTAssertTrue(try BundledModels.resolve(name).hasSuffix(BundledModels.names[name]!), name)
+        }
+    }
+
     func testClassCountMismatch() throws {
         let d = dir()
         let m = try model(classes: 3, dir: d)
