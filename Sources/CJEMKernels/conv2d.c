@@ -79,9 +79,15 @@ static inline int is_pointwise(int KH, int KW, int stride, int pad) {
 // Winograd needs enough channels for its 16 GEMMs (OC × C × tiles) to beat one im2col GEMM.
 enum { WINOGRAD_MIN_CHANNELS = 16 };
 
+// A fast path that an environment variable set to 0 turns off (for A/B runs); read once.
+static int env_switch(const char* name, int* cached) {
+    if (*cached < 0) { const char* e = getenv(name); *cached = !(e && e[0] == '0'); }
+    return *cached;
+}
+
 int jem_conv2d_uses_winograd(int N, int C, int H, int W, int OC, int KH, int KW, int stride, int pad) {
-    static int enabled = -1;
-    if (enabled < 0) { const char* e = getenv("JEM_WINOGRAD"); enabled = !(e && e[0] == '0'); }
+    static int cached = -1;
+    const int enabled = env_switch("JEM_WINOGRAD", &cached);
     // Its 16 GEMMs also need enough tiles: for one small image (batch-1 latency on 14×14 or 7×7
     // maps) a single im2col GEMM is faster.
     return enabled && KH == 3 && KW == 3 && stride == 1 && pad == 1
@@ -106,12 +112,10 @@ size_t jem_conv2d_workspace(int C, int KH, int KW, int OH, int OW, int OC, int t
 // im2col GEMM runs on OpenBLAS's own threads instead, outside any OpenMP region so the two pools
 // never run at once (batch-1 forward +15 %, input gradient +18 %). JEM_B1_BLAS=0 turns it off
 // for A/B runs.
-void openblas_set_num_threads(int);
 static int single_blas_threads(int N) {
-    static int enabled = -1;
-    if (enabled < 0) { const char* e = getenv("JEM_B1_BLAS"); enabled = !(e && e[0] == '0'); }
-    int t = jem_num_threads();
-    if (N != 1 || t < 2 || !enabled) return 0;
+    static int cached = -1;
+    const int t = jem_num_threads();
+    if (N != 1 || t < 2 || !env_switch("JEM_B1_BLAS", &cached)) return 0;
     openblas_set_num_threads(t);
     return 1;
 }
