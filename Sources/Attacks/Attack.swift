@@ -34,33 +34,76 @@ extension Attack {
     }
 }
 
-/// The threat model's geometry: projection onto the ε-ball ∩ [0, 1]^d, per example.
+/// An attack whose random choices for row r come only from `streams[r]` (the caller keys each
+/// stream by example, see `ExampleStreams`), so an example's result does not depend on the batch it
+/// is attacked in. The AutoAttack components conform; `modelRng` feeds a stochastic classifier.
+public protocol ExampleAttack {
+    /// The component's name in reports ("apgd-ce", "square", ...).
+    var name: String { get }
+    var norm: ThreatNorm { get }
+    var epsilon: Float { get }
+    /// Proposes adversarial examples for x (N, C, H, W) with true labels y.
+    func perturb(_ model: Classifier, _ x: Tensor, labels: [Int], streams: inout [SeededRandom], modelRng: inout SeededRandom) throws -> Tensor
+}
+
+extension ExampleAttack {
+    /// Runs the attack and returns examples guaranteed to lie in the ε-ball around x and in [0, 1].
+    public func attack(_ model: Classifier, _ x: Tensor, labels: [Int], streams: inout [SeededRandom], modelRng: inout SeededRandom) throws -> Tensor {
+        guard labels.count == x.shape[0], streams.count == x.shape[0] else {
+            throw JEMError.shapeMismatch(what: "\(name) labels and streams", expected: [x.shape[0]], found: [labels.count, streams.count])
+        }
+        let adv = try perturb(model, x, labels: labels, streams: &streams, modelRng: &modelRng)
+        guard adv.shape == x.shape else { throw JEMError.shapeMismatch(what: "\(name) output", expected: x.shape, found: adv.shape) }
+        Projection.project(adv, around: x, norm: norm, epsilon: epsilon)
+        return adv
+    }
+}
+
+/// The threat model's geometry: projection onto the ε-ball ∩ [0, 1]^d and the steepest-ascent
+/// step of each norm, per example. PGD and APGD both step and project through these.
 public enum Projection {
     /// Projects adv in place onto {x' : ‖x' − x‖ ≤ ε} ∩ [0, 1]^d. The identity inside the set.
     public static func project(_ adv: Tensor, around x: Tensor, norm: ThreatNorm, epsilon: Float) {
-        let n = x.shape[0], per = x.count / max(n, 1)
+        let n = x.shape[0]
+        for r in 0..<n { project(adv, row: r, around: x, norm: norm, epsilon: epsilon) }
+    }
+
+    /// Projects row r of adv onto the ε-ball around row r of x, intersected with [0, 1]^d.
+    public static func project(_ adv: Tensor, row r: Int, around x: Tensor, norm: ThreatNorm, epsilon: Float) {
+        let per = x.count / max(x.shape[0], 1), b = r * per
         switch norm {
         case .linf:
-            for i in 0..<(n * per) {
+            for i in b..<(b + per) {
                 let lo = max(x.data[i] - epsilon, 0), hi = min(x.data[i] + epsilon, 1)
                 adv.data[i] = min(max(adv.data[i], lo), hi)
             }
         case .l2:
-            for r in 0..<n {
-                let b = r * per
-                var s: Double = 0
-                for i in b..<(b + per) { let d = Double(adv.data[i] - x.data[i]); s += d * d }
-                let norm = s.squareRoot()
-                if norm > Double(epsilon) {
-                    // Scale slightly inside so float rounding never leaves the ball.
-                    let f = Float(Double(epsilon) / norm) * (1 - 1e-6)
-                    for i in b..<(b + per) { adv.data[i] = x.data[i] + (adv.data[i] - x.data[i]) * f }
-                }
-                for i in b..<(b + per) { adv.data[i] = min(max(adv.data[i], 0), 1) }
+            var s: Double = 0
+            for i in b..<(b + per) { let d = Double(adv.data[i] - x.data[i]); s += d * d }
+            let norm = s.squareRoot()
+            if norm > Double(epsilon) {
+                // Scale slightly inside so float rounding never leaves the ball.
+                let f = Float(Double(epsilon) / norm) * (1 - 1e-6)
+                for i in b..<(b + per) { adv.data[i] = x.data[i] + (adv.data[i] - x.data[i]) * f }
             }
+            for i in b..<(b + per) { adv.data[i] = min(max(adv.data[i], 0), 1) }
         }
     }
 
+    /// Row r of adv += a · direction(g): sign(g) for L∞, g/‖g‖ for L2 (steepest ascent of the norm).
+    @inline(__always)
+    public static func addStep(_ adv: Tensor, row r: Int, gradient g: Tensor, stepSize a: Float, norm: ThreatNorm) {
+        let per = adv.count / max(adv.shape[0], 1), b = r * per
+        switch norm {
+        case .linf:
+            for i in b..<(b + per) { let v = g.data[i]; adv.data[i] += v > 0 ? a : (v < 0 ? -a : 0) }
+        case .l2:
+            var s: Float = 0
+            for i in b..<(b + per) { s += g.data[i] * g.data[i] }
+            let f = a / max(s.squareRoot(), 1e-12)
+            for i in b..<(b + per) { adv.data[i] += g.data[i] * f }
+        }
+    }
     /// Per-example perturbation norms ‖adv − x‖.
     public static func norms(_ adv: Tensor, _ x: Tensor, norm: ThreatNorm) -> [Float] {
         let n = x.shape[0], per = x.count / max(n, 1)

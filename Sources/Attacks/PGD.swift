@@ -78,18 +78,8 @@ public struct PGD: Attack {
 
     /// adv += α · direction(g) for the rows in `active` (g ascends the attack objective).
     func step(_ adv: Tensor, _ g: Tensor, active: [Bool]) {
-        let n = adv.shape[0], per = adv.count / max(n, 1), a = config.stepSize
-        for r in 0..<n where active[r] {
-            let b = r * per
-            switch config.norm {
-            case .linf:
-                for i in b..<(b + per) { let v = g.data[i]; adv.data[i] += v > 0 ? a : (v < 0 ? -a : 0) }
-            case .l2:
-                var s: Float = 0
-                for i in b..<(b + per) { s += g.data[i] * g.data[i] }
-                let f = a / max(s.squareRoot(), 1e-12)
-                for i in b..<(b + per) { adv.data[i] += g.data[i] * f }
-            }
+        for r in 0..<adv.shape[0] where active[r] {
+            Projection.addStep(adv, row: r, gradient: g, stepSize: config.stepSize, norm: config.norm)
         }
     }
 

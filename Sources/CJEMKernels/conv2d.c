@@ -90,9 +90,11 @@ int jem_conv2d_uses_winograd(int N, int C, int H, int W, int OC, int KH, int KW,
     const int enabled = env_switch("JEM_WINOGRAD", &cached);
     // Its 16 GEMMs also need enough tiles: for one small image (batch-1 latency on 14×14 or 7×7
     // maps) a single im2col GEMM is faster.
+    // In batch-invariant mode the tile condition is per image, so the choice never depends on N.
+    const long tiles = (long)((H + 1) / 2) * ((W + 1) / 2);
     return enabled && KH == 3 && KW == 3 && stride == 1 && pad == 1
         && C >= WINOGRAD_MIN_CHANNELS && OC >= WINOGRAD_MIN_CHANNELS
-        && (long)N * ((H + 1) / 2) * ((W + 1) / 2) >= 64;
+        && (jem_batch_invariant() ? tiles >= 16 : (long)N * tiles >= 64);
 }
 
 size_t jem_conv2d_workspace(int C, int KH, int KW, int OH, int OW, int OC, int threads) {

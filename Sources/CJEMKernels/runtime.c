@@ -28,3 +28,7 @@ void jem_runtime_init(int threads) {
 }
 
 int jem_num_threads(void) { return g_threads; }
+
+static int batch_invariant = 0;
+void jem_set_batch_invariant(int on) { batch_invariant = on != 0; }
+int jem_batch_invariant(void) { return batch_invariant; }

@@ -16,4 +16,12 @@ public enum Runtime {
         return Int(jem_num_threads())
     }
 
+    /// Batch-invariant kernels: an image's outputs do not depend on the batch it is in (kernel
+    /// choices depend on one image's shape only). Attacks that promise per-example determinism
+    /// turn it on for their run.
+    public static var batchInvariant: Bool {
+        get { jem_batch_invariant() != 0 }
+        set { jem_set_batch_invariant(newValue ? 1 : 0) }
+    }
+
 }

@@ -122,13 +122,17 @@ final class Progress {
 
     init(total: Int, label: String) { self.total = total; self.label = label }
 
+    /// On a terminal, a line redrawn at most 4 times a second; otherwise a plain line about every 10 s.
     func update(_ done: Int, extra: String = "") {
-        guard tty, Date().timeIntervalSince(last) > 0.25 || done == total else { return }
+        let since = Date().timeIntervalSince(last)
+        guard tty ? (since > 0.25 || done == total) : since >= 10 else { return }
+        if !tty && last == .distantPast { last = Date(); return }
         last = Date()
         let el = Date().timeIntervalSince(start)
         let rate = Double(done) / max(el, 1e-9)
         let eta = rate > 0 ? Double(total - done) / rate : 0
-        FileHandle.standardError.write("\r\u{1B}[K\(label) \(done)/\(total)  \(String(format: "%.1f", rate))/s  ETA \(formatDuration(eta))  \(extra)".data(using: .utf8)!)
+        let line = "\(label) \(done)/\(total)  \(String(format: "%.1f", rate))/s  ETA \(formatDuration(eta))  \(extra)"
+        FileHandle.standardError.write((tty ? "\r\u{1B}[K" + line : line + "\n").data(using: .utf8)!)
     }
 
     func finish() { if tty { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) } }

@@ -20,6 +20,10 @@ extern "C" {
 /// batch themselves, so BLAS and OpenMP never oversubscribe) and makes idle OpenMP threads sleep.
 void jem_runtime_init(int threads);
 int jem_num_threads(void);
+/// Batch-invariant mode (0/1): kernel choices depend only on one image's shape, never on the batch
+/// size, so an image's outputs are bitwise the same in any batch (the attacks' determinism needs it).
+void jem_set_batch_invariant(int on);
+int jem_batch_invariant(void);
 
 // ---- convolution (im2col + sgemm, one image per OpenMP thread) ------------------------------
 /// Floats of workspace the conv kernels need: threads * (C*KH*KW*OH*OW + OC*C*KH*KW).

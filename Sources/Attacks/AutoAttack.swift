@@ -1,0 +1,255 @@
+// AutoAttack.swift: the ensemble of Croce & Hein (ICML 2020). Each component runs only on the
+// points every earlier component left robust; an example's result is the per-example worst case
+// (robust only if no component broke it). A point is broken when the model, evaluated afresh on
+// the projected adversarial, misclassifies it. Random choices for example i come from streams keyed
+// by (seed, i, component), so results do not depend on the batch size, the thread count or an
+// interruption: the state after every batch can be saved and a killed run continued exactly.
+import Foundation
+import JEMCore
+
+public enum AutoAttackComponent: String, Codable, CaseIterable, Sendable {
+    case apgdCE = "apgd-ce", apgdT = "apgd-t", fabT = "fab-t", square, apgdDLR = "apgd-dlr"
+}
+
+public enum AutoAttackVersion: String, Codable, CaseIterable, Sendable {
+    /// APGD-CE, APGD-T, FAB-T, Square (5 000 queries), for deterministic models.
+    case standard
+    /// APGD-CE and APGD-DLR with EOT 20, for randomised models.
+    case rand
+    /// A single component (the `apgd` and `square` commands).
+    case custom
+}
+
+public struct AutoAttackConfig: Codable, Equatable, Sendable {
+    public var version: AutoAttackVersion = .standard
+    public var attacks: [AutoAttackComponent] = [.apgdCE, .apgdT, .fabT, .square]
+    public var norm: ThreatNorm = .linf
+    public var epsilon: Float = 8.0 / 255
+    /// Iterations of APGD and FAB.
+    public var iterations: Int = 100
+    public var queries: Int = 5000
+    /// Target classes of APGD-T and FAB-T; nil: min(9, K − 1).
+    public var targetClasses: Int? = nil
+    public var restarts: Int = 1
+    public var eot: Int = 1
+    public var pInit: Float = 0.8
+    public var seed: UInt64 = 0
+
+    public init() {}
+
+    /// The standard or rand ensemble.
+    public static func version(_ v: AutoAttackVersion, norm: ThreatNorm, epsilon: Float) -> AutoAttackConfig {
+        var c = AutoAttackConfig()
+        c.version = v; c.norm = norm; c.epsilon = epsilon
+        if v == .rand { c.attacks = [.apgdCE, .apgdDLR]; c.eot = 20 }
+        return c
+    }
+
+    public func validate(classes: Int) throws {
+        guard epsilon.isFinite, epsilon > 0 else { throw JEMError.invalidArgument("--eps must be positive, got \(epsilon)") }
+        if norm == .linf && epsilon > 1 { throw JEMError.invalidArgument("--eps \(epsilon) is above 1, the whole pixel range, for L∞") }
+        guard !attacks.isEmpty else { throw JEMError.invalidArgument("--attacks names no attack") }
+        for a in components(classes: classes) {
+            switch a {
+            case let p as APGD: try p.config.validate(classes: classes)
+            case let f as FAB: try f.config.validate(classes: classes)
+            case let s as Square: try s.config.validate()
+            default: break
+            }
+        }
+    }
+
+    /// The target-class count for a K-class model.
+    public func targets(classes: Int) -> Int { targetClasses ?? min(9, max(classes - 1, 1)) }
+
+    /// The configured components, in order.
+    public func components(classes: Int) -> [ExampleAttack] {
+        attacks.map { a -> ExampleAttack in
+            switch a {
+            case .apgdCE, .apgdT, .apgdDLR:
+                var c = APGDConfig()
+                c.norm = norm; c.epsilon = epsilon; c.steps = iterations; c.restarts = restarts; c.eot = eot
+                c.targetClasses = targets(classes: classes)
+                c.loss = a == .apgdCE ? .ce : (a == .apgdT ? .dlrTargeted : .dlr)
+                return APGD(config: c)
+            case .fabT:
+                var c = FABConfig()
+                c.norm = norm; c.epsilon = epsilon; c.steps = iterations; c.targetClasses = targets(classes: classes)
+                return FAB(config: c)
+            case .square:
+                var c = SquareConfig()
+                c.norm = norm; c.epsilon = epsilon; c.queries = queries; c.pInit = pInit
+                return Square(config: c)
+            }
+        }
+    }
+
+    public var summary: String {
+        let e = norm == .linf ? String(format: "%.4f (%.1f/255)", epsilon, epsilon * 255) : String(format: "%.4f", epsilon)
+        var parts = ["\(norm == .linf ? "L∞" : "L2") ε=\(e)", attacks.map(\.rawValue).joined(separator: ", ")]
+        if attacks.contains(where: { $0 != .square }) { parts.append("\(iterations) iterations") }
+        if attacks.contains(.apgdT) || attacks.contains(.fabT) { parts.append("\(targetClasses.map(String.init) ?? "min(9, K−1)") target classes") }
+        if attacks.contains(.square) { parts.append("\(queries) queries") }
+        if restarts > 1 { parts.append("\(restarts) restarts") }
+        if eot > 1 { parts.append("EOT \(eot)") }
+        return "\(version.rawValue): " + parts.joined(separator: "; ")
+    }
+}
+
+/// Everything needed to continue a run: per-example flags, finished components, the position in
+/// the current one, and the adversarial points found so far. Written after every batch.
+public struct AutoAttackState: Codable, Equatable {
+    public struct Finished: Codable, Equatable {
+        public var name: String
+        public var robust: Int
+        public var seconds: Double
+    }
+    /// What the run is about (model, data, ε, ...): a state from another run is refused.
+    public var fingerprint: [String: String]
+    public var cleanPredictions: [Int]
+    public var robust: [Bool]
+    public var brokenBy: [String?]
+    public var adversarialPredictions: [Int]
+    public var finished: [Finished] = []
+    public var pending: [Int] = []
+    public var position: Int = 0
+    public var currentSeconds: Double = 0
+    /// Float32 rows of the adversarial points of broken examples, base64, by example index.
+    public var adversarials: [String: String] = [:]
+
+    public var complete: Bool = false
+}
+
+public struct AutoAttackResult {
+    public var labels: [Int]
+    public var cleanPredictions: [Int]
+    public var brokenBy: [String?]
+    public var adversarialPredictions: [Int]
+    public var perAttack: [AutoAttackState.Finished]
+    /// The worst-case points: the adversarial of each broken example, the clean image otherwise.
+    public var adversarials: Tensor
+
+    public var n: Int { labels.count }
+    public var cleanAccuracy: Double { Double((0..<n).filter { cleanPredictions[$0] == labels[$0] }.count) / Double(max(n, 1)) }
+    public var robustAccuracy: Double {
+        Double((0..<n).filter { cleanPredictions[$0] == labels[$0] && brokenBy[$0] == nil }.count) / Double(max(n, 1))
+    }
+}
+
+public final class AutoAttackRunner {
+    public let model: Classifier
+    public let config: AutoAttackConfig
+    public let images: Tensor
+    public let labels: [Int]
+    public let batchSize: Int
+    /// Logit-averaging runs for a stochastic model's predictions.
+    public let evalRuns: Int
+    public private(set) var state: AutoAttackState
+
+    /// - Parameters:
+    ///   - resume: a saved state of this run (its fingerprint must equal `fingerprint`).
+    public init(model: Classifier, config: AutoAttackConfig, images: Tensor, labels: [Int], batchSize: Int,
+                evalRuns: Int = 1, fingerprint: [String: String], resume: AutoAttackState? = nil) throws {
+        guard batchSize >= 1 else { throw JEMError.invalidArgument("--batch-size must be ≥ 1, got \(batchSize)") }
+        guard images.shape.count == 4, images.shape[0] == labels.count else {
+            throw JEMError.invalidArgument("\(images.shape.first ?? 0) images but \(labels.count) labels")
+        }
+        guard !labels.isEmpty else { throw JEMError.invalidArgument("no images to attack (0 selected)") }
+        try config.validate(classes: model.numClasses)
+        self.model = model; self.config = config; self.images = images; self.labels = labels
+        self.batchSize = batchSize; self.evalRuns = evalRuns
+        if let s = resume {
+            try AutoAttackRunner.check(s, against: fingerprint, n: labels.count)
+            state = s
+        } else {
+            state = AutoAttackState(fingerprint: fingerprint, cleanPredictions: [], robust: [], brokenBy: [], adversarialPredictions: [])
+        }
+    }
+
+    static func check(_ s: AutoAttackState, against fp: [String: String], n: Int) throws {
+        for key in Set(fp.keys).union(s.fingerprint.keys).sorted() where fp[key] != s.fingerprint[key] {
+            throw JEMError.invalidArgument("--state was written by a different run: its \(key) is \(s.fingerprint[key] ?? "missing"), this run's is \(fp[key] ?? "missing")")
+        }
+        guard s.cleanPredictions.isEmpty || (s.cleanPredictions.count == n && s.robust.count == n && s.brokenBy.count == n
+                                             && s.adversarialPredictions.count == n) else {
+            throw JEMError.invalidArgument("--state holds \(s.cleanPredictions.count) examples, this run has \(n)")
+        }
+    }
+
+    func modelStream(_ first: Int, _ purpose: String) -> SeededRandom {
+        ExampleStreams.stream(seed: config.seed, example: first, purpose: "model/" + purpose)
+    }
+
+    /// Runs (or continues) the ensemble.
+    /// - Parameters:
+    ///   - progress: (component, attacked so far, to attack, broken so far by it).
+    ///   - checkpoint: called with the state after every batch (to save it).
+    public func run(progress: (String, Int, Int, Int) -> Void = { _, _, _, _ in },
+                    checkpoint: (AutoAttackState) throws -> Void = { _ in }) throws -> AutoAttackResult {
+        let n = labels.count, per = images.count / n
+        let wasInvariant = Runtime.batchInvariant
+        Runtime.batchInvariant = true
+        defer { Runtime.batchInvariant = wasInvariant }
+        if state.cleanPredictions.isEmpty {
+            var clean: [Int] = []
+            var s = 0
+            while s < n {
+                let m = min(batchSize, n - s)
+                var rng = modelStream(s, "clean")
+                clean += try Evaluation.predict(model, images.rows(s, m), runs: evalRuns, rng: &rng)
+                s += m
+            }
+            state.cleanPredictions = clean
+            state.robust = (0..<n).map { clean[$0] == labels[$0] }
+            state.brokenBy = Array(repeating: nil, count: n)
+            state.adversarialPredictions = clean
+            try checkpoint(state)
+        }
+        let components = config.components(classes: model.numClasses)
+        for attack in components.dropFirst(state.finished.count) {
+            if state.position == 0 && state.pending.isEmpty { state.pending = (0..<n).filter { state.robust[$0] } }
+            var broken = state.pending[..<state.position].filter { state.brokenBy[$0] == attack.name }.count
+            progress(attack.name, state.position, state.pending.count, broken)
+            while state.position < state.pending.count {
+                let t0 = Date()
+                let idx = Array(state.pending[state.position..<min(state.position + batchSize, state.pending.count)])
+                let x = images.gather(rows: idx), y = idx.map { labels[$0] }
+                var streams = idx.map { ExampleStreams.stream(seed: config.seed, example: $0, purpose: attack.name) }
+                var rng = modelStream(idx[0], attack.name)
+                let xa = try attack.attack(model, x, labels: y, streams: &streams, modelRng: &rng)
+                let pred = try Evaluation.predict(model, xa, runs: evalRuns, rng: &rng)
+                for (j, i) in idx.enumerated() where pred[j] != labels[i] {
+                    state.robust[i] = false
+                    state.brokenBy[i] = attack.name
+                    state.adversarialPredictions[i] = pred[j]
+                    state.adversarials[String(i)] = Data(bytes: xa.data + j * per, count: per * 4).base64EncodedString()
+                    broken += 1
+                }
+                state.position += idx.count
+                state.currentSeconds += Date().timeIntervalSince(t0)
+                try checkpoint(state)
+                progress(attack.name, state.position, state.pending.count, broken)
+            }
+            state.finished.append(.init(name: attack.name, robust: state.robust.filter { $0 }.count, seconds: state.currentSeconds))
+            state.pending = []; state.position = 0; state.currentSeconds = 0
+            try checkpoint(state)
+        }
+        state.complete = true
+        try checkpoint(state)
+        return try result()
+    }
+
+    /// The result held by the state (complete or not).
+    public func result() throws -> AutoAttackResult {
+        let n = labels.count, per = images.count / n
+        let adv = images.copy()
+        for (k, v) in state.adversarials {
+            guard let i = Int(k), i >= 0, i < n, let d = Data(base64Encoded: v), d.count == per * 4 else {
+                throw JEMError.invalidArgument("--state holds a malformed adversarial row '\(k)'")
+            }
+            d.withUnsafeBytes { (adv.data + i * per).update(from: $0.bindMemory(to: Float.self).baseAddress!, count: per) }
+        }
+        return AutoAttackResult(labels: labels, cleanPredictions: state.cleanPredictions, brokenBy: state.brokenBy,
+                                adversarialPredictions: state.adversarialPredictions, perAttack: state.finished, adversarials: adv)
+    }
+}

@@ -1,0 +1,43 @@
+// APGDCommand.swift: `robust-eval apgd`: a single APGD attack (CE, DLR, or targeted DLR = APGD-T).
+import ArgumentParser
+import Attacks
+import Foundation
+import JEMCore
+
+struct APGDCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apgd",
+        abstract: "Robust accuracy under Auto-PGD (step size adapted, no tuning): --loss ce, dlr, or --targeted for APGD-T.",
+        discussion: "Defaults follow AutoAttack: 100 steps, 1 restart, step size starting at 2ε and halved at the checkpoints. Same data, model and output flags as autoattack.")
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var input: InputOptions
+    @Option(name: .long, help: "Threat model: linf or l2.") var norm: ThreatNorm = .linf
+    @Option(name: .long, help: "ε, a fraction (8/255) or a decimal. Default: 8/255 (L∞), 0.5 (L2).") var eps: String?
+    @Option(name: .long, help: "Steps (default 100).") var steps: Int = 100
+    @Option(name: .long, help: "Restarts (only on points still robust).") var restarts: Int = 1
+    @Option(name: .long, help: "Loss: ce or dlr.") var loss: APGDLoss = .ce
+    @Flag(name: .long, help: "Targeted DLR over the top wrong classes (APGD-T).") var targeted = false
+    @Option(name: .long, help: "Target classes for --targeted (default 9, at most classes − 1).") var nTargetClasses: Int?
+    @Option(name: .long, help: "EOT draws per gradient (for randomised models).") var eot: Int = 1
+    @OptionGroup var output: EnsembleOutputOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        _ = try parseEpsilon(eps, norm: norm)
+        guard steps >= 1 else { throw ValidationError("--steps must be ≥ 1, got \(steps)") }
+        guard restarts >= 1 else { throw ValidationError("--restarts must be ≥ 1, got \(restarts)") }
+        guard eot >= 1 else { throw ValidationError("--eot must be ≥ 1, got \(eot)") }
+        if let t = nTargetClasses, t < 1 { throw ValidationError("--n-target-classes must be ≥ 1, got \(t)") }
+        if targeted && loss == .ce { return }
+        if targeted { throw ValidationError("--targeted uses the targeted DLR loss; leave --loss at its default") }
+        if loss == .dlrTargeted { throw ValidationError("--loss must be ce or dlr (use --targeted for APGD-T)") }
+    }
+
+    func run() throws {
+        var c = AutoAttackConfig()
+        c.version = .custom; c.norm = norm; c.epsilon = try parseEpsilon(eps, norm: norm)
+        c.attacks = [targeted ? .apgdT : (loss == .dlr ? .apgdDLR : .apgdCE)]
+        c.iterations = steps; c.restarts = restarts; c.targetClasses = nTargetClasses; c.eot = eot; c.seed = runtime.seed
+        try runEnsemble(command: "apgd", config: c, model: model, input: input, output: output, runtime: runtime)
+    }
+}

@@ -1,0 +1,68 @@
+// AutoAttackCommand.swift: `robust-eval autoattack`: the AutoAttack ensemble (standard or rand),
+// robust accuracy as the per-example worst case, with masking checks and resumable state.
+import ArgumentParser
+import Attacks
+import Foundation
+import JEMCore
+
+struct AutoAttackCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "autoattack",
+        abstract: "Robust accuracy under the AutoAttack ensemble (APGD-CE, APGD-T, FAB-T, Square), per-example worst case.",
+        discussion: "--version standard runs APGD-CE, APGD-T (9 targets), FAB-T (9 targets), each 100 iterations, and Square with 5000 queries; each attack only on the points still robust. --version rand runs APGD-CE and APGD-DLR with EOT 20 (for randomised models). Every random choice for an image depends only on --seed and the image's index, so --threads and --batch-size do not change results.")
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var input: InputOptions
+    @Option(name: .long, help: "standard (APGD-CE, APGD-T, FAB-T, Square) or rand (APGD-CE, APGD-DLR with EOT 20).") var version: AutoAttackVersion = .standard
+    @Option(name: .long, help: "Comma-separated subset, in order: apgd-ce, apgd-t, fab-t, square, apgd-dlr.") var attacks: String?
+    @Option(name: .long, help: "Threat model: linf or l2.") var norm: ThreatNorm = .linf
+    @Option(name: .long, help: "ε, a fraction (8/255) or a decimal. Default: 8/255 (L∞), 0.5 (L2).") var eps: String?
+    @Option(name: .long, help: "Iterations of APGD and FAB (default 100).") var nIter: Int = 100
+    @Option(name: .long, help: "Square's query budget (default 5000).") var nQueries: Int = 5000
+    @Option(name: .long, help: "Target classes of APGD-T and FAB-T (default 9, at most classes − 1).") var nTargetClasses: Int?
+    @Option(name: .long, help: "EOT draws per gradient (default 1 standard, 20 rand).") var eot: Int?
+    @OptionGroup var output: EnsembleOutputOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        if version == .custom { throw ValidationError("--version must be standard or rand, got custom") }
+        _ = try parseEpsilon(eps, norm: norm)
+        _ = try parseAttackList(attacks)
+        guard nIter >= 1 else { throw ValidationError("--n-iter must be ≥ 1, got \(nIter)") }
+        guard nQueries >= 1 else { throw ValidationError("--n-queries must be ≥ 1, got \(nQueries)") }
+        if let t = nTargetClasses, t < 1 { throw ValidationError("--n-target-classes must be ≥ 1, got \(t)") }
+        if let eot, eot < 1 { throw ValidationError("--eot must be ≥ 1, got \(eot)") }
+    }
+
+    func run() throws {
+        var c = AutoAttackConfig.version(version, norm: norm, epsilon: try parseEpsilon(eps, norm: norm))
+        if let list = try parseAttackList(attacks) { c.attacks = list }
+        c.iterations = nIter; c.queries = nQueries; c.targetClasses = nTargetClasses; c.seed = runtime.seed
+        if let eot { c.eot = eot }
+        try runEnsemble(command: "autoattack", config: c, model: model, input: input, output: output, runtime: runtime)
+    }
+}
+
+/// --eps for a norm: a fraction or decimal, positive, at most 1 for L∞. Default 8/255 (L∞), 0.5 (L2).
+func parseEpsilon(_ s: String?, norm: ThreatNorm) throws -> Float {
+    guard let s else { return norm == .linf ? 8.0 / 255 : 0.5 }
+    guard let v = parseFraction(s), v.isFinite else { throw ValidationError("--eps '\(s)' is not a number (use 8/255 or 0.03)") }
+    guard v > 0 else { throw ValidationError("--eps must be positive, got \(s)") }
+    if norm == .linf && v > 1 { throw ValidationError("--eps \(s) is above 1 (the whole pixel range) for L∞") }
+    return Float(v)
+}
+
+/// Parses --attacks; nil when not given.
+func parseAttackList(_ s: String?) throws -> [AutoAttackComponent]? {
+    guard let s else { return nil }
+    let names = s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+    var out: [AutoAttackComponent] = []
+    for n in names {
+        guard let a = AutoAttackComponent(rawValue: n) else {
+            throw ValidationError("--attacks: unknown attack '\(n)'; expected some of \(AutoAttackComponent.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard !out.contains(a) else { throw ValidationError("--attacks names '\(n)' twice") }
+        out.append(a)
+    }
+    guard !out.isEmpty else { throw ValidationError("--attacks names no attack") }
+    return out
+}

@@ -1,0 +1,286 @@
+// AutoAttackTests.swift: the AutoAttack components against their definitions: APGD's checkpoint
+// schedule and halving rule, DLR losses against finite differences, FAB's box-constrained
+// projection against brute force and closed forms, Square inside the ball and the box, an exact
+// robust accuracy on a linear model, and the runner's determinism and resume.
+import Attacks
+import JEMCore
+import XCTest
+
+/// z = W x + b on flattened pixels: its minimal adversarial perturbations are known in closed form.
+final class LinearClassifier: Classifier {
+    let w: [[Float]], b: [Float]
+    init(w: [[Float]], b: [Float]) { self.w = w; self.b = b }
+    var numClasses: Int { w.count }
+    var gradientDescription: String { "exact (linear)" }
+    var isStochastic: Bool { false }
+    func logits(_ x: Tensor, rng: inout SeededRandom) throws -> Tensor {
+        let n = x.shape[0], d = x.count / n, k = w.count
+        let z = Tensor(shape: [n, k])
+        for r in 0..<n { for j in 0..<k {
+            var s = b[j]
+            for i in 0..<d { s += w[j][i] * x.data[r * d + i] }
+            z.data[r * k + j] = s
+        } }
+        return z
+    }
+    func inputGradient(_ x: Tensor, rng: inout SeededRandom, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
+        let z = try logits(x, rng: &rng), dz = try seed(z)
+        let n = x.shape[0], d = x.count / n, k = w.count
+        let g = Tensor(shape: x.shape)
+        for r in 0..<n { for j in 0..<k { let s = dz.data[r * k + j]; if s != 0 { for i in 0..<d { g.data[r * d + i] += s * w[j][i] } } } }
+        return (z, g)
+    }
+}
+
+final class AutoAttackTests: XCTestCase {
+    override func setUp() { Runtime.configure(threads: 2) }
+
+    func testAPGDCheckpointsFollowThePaper() {
+        var c = APGDConfig(); c.steps = 100
+        // p = 0.22, 0.41, 0.57, 0.70, 0.80, 0.87, 0.93, 0.99 of 100 steps (0-based iteration indices).
+        XCTAssertEqual(c.checkpoints, [21, 40, 56, 69, 79, 86, 92, 98])
+        c.steps = 10
+        XCTAssertEqual(c.checkpoints, [1, 2, 3, 4, 5, 6, 7, 8, 9])
+    }
+
+    func testAPGDHalvingConditions() {
+        // Loss rose in every step: no oscillation; the step was halved last time: keep it.
+        XCTAssertFalse(APGD.shouldHalve(window: [0, 1, 2, 3, 4], rho: 0.75, reducedLastCheck: true, bestAtLastCheck: 0, best: 4))
+        // Rose in 2 of 4 steps (≤ 0.75·4): halve.
+        XCTAssertTrue(APGD.shouldHalve(window: [0, 1, 0.5, 2, 1], rho: 0.75, reducedLastCheck: true, bestAtLastCheck: 0, best: 2))
+        // Rose in 3 of 4 steps (≤ 3): halve (the condition is "at most ρ·k").
+        XCTAssertTrue(APGD.shouldHalve(window: [0, 1, 2, 1.5, 3], rho: 0.75, reducedLastCheck: true, bestAtLastCheck: 0, best: 3))
+        // Monotone, but not halved last time and the best loss did not improve: halve.
+        XCTAssertTrue(APGD.shouldHalve(window: [0, 1, 2, 3, 4], rho: 0.75, reducedLastCheck: false, bestAtLastCheck: 5, best: 5))
+        XCTAssertFalse(APGD.shouldHalve(window: [0, 1, 2, 3, 4], rho: 0.75, reducedLastCheck: false, bestAtLastCheck: 3, best: 4))
+    }
+
+    func testAPGDReachesTheVertexOnALinearModel() throws {
+        // On a linear model with a margin far beyond reach, the highest CE in the L∞ ball is at the
+        // vertex x − ε·sign(w0 − w1); APGD must return it for the unbroken example.
+        let d = 16
+        let m = LinearClassifier(w: [(0..<d).map { Float($0 % 3) - 1 }, (0..<d).map { 1 - Float($0 % 3) }], b: [3, -3])
+        let x = Tensor(shape: [1, 1, 4, 4], repeating: 0.5)
+        var c = APGDConfig(); c.steps = 20; c.epsilon = 0.05
+        var streams = [SeededRandom(seed: 1)], rng = SeededRandom(seed: 2)
+        let adv = try APGD(config: c).attack(m, x, labels: [0], streams: &streams, modelRng: &rng)
+        // The best point is the vertex x − ε·sign(w0 − w1).
+        for i in 0..<d {
+            let s = (Float(i % 3) - 1) - (1 - Float(i % 3))
+            XCTAssertEqual(adv[i], s == 0 ? adv[i] : 0.5 - 0.05 * (s > 0 ? 1 : -1), accuracy: 1e-5)
+        }
+    }
+
+    func testDLRGradientsMatchFiniteDifferences() {
+        var rng = SeededRandom(seed: 7)
+        let z = Tensor(shape: [4, 6]); rng.fillNormal(z, std: 2)
+        let labels = [0, 3, 5, 2], targets = [1, 4, 0, 5]
+        for obj in [AttackObjective.ce, .dlr, .dlrTargeted, .logitDifference] {
+            let (_, g) = obj.evaluate(z, labels: labels, targets: targets)
+            for i in 0..<z.count {
+                let h: Float = 1e-2, old = z[i]
+                z[i] = old + h; let up = obj.evaluate(z, labels: labels, targets: targets).values
+                z[i] = old - h; let dn = obj.evaluate(z, labels: labels, targets: targets).values
+                z[i] = old
+                let num = (up[i / 6] - dn[i / 6]) / (2 * h)
+                XCTAssertEqual(g[i], num, accuracy: 2e-3 + 2e-2 * abs(num), "\(obj.name) ∂/∂z[\(i)]")
+            }
+        }
+    }
+
+    func testDLRValues() throws {
+        let z = try Tensor(shape: [1, 5], values: [3, 1, 4, 0, 2])
+        // y = 1, sorted 4, 3, 2, 1, 0: −(1 − 4)/(4 − 2) = 1.5; targeted towards class 0: −(1 − 3)/(4 − (2 + 1)/2) = 0.8.
+        XCTAssertEqual(AttackObjective.dlr.evaluate(z, labels: [1], targets: nil).values[0], 1.5, accuracy: 1e-6)
+        XCTAssertEqual(AttackObjective.dlrTargeted.evaluate(z, labels: [1], targets: [0]).values[0], 0.8, accuracy: 1e-6)
+    }
+
+    /// Minimal norm of d with ⟨w, t + d⟩ = b and t + d ∈ [0,1]^2 by dense search along the line.
+    func bruteForce2D(t: [Float], w: [Float], b: Float, norm: ThreatNorm) -> Float? {
+        var best: Float? = nil
+        let steps = 50_000
+        for s in 0...steps {
+            let u = Float(s) / Float(steps)
+            // Parametrise the line by its coordinate with the larger |w|.
+            let (i, j) = abs(w[0]) >= abs(w[1]) ? (1, 0) : (0, 1)
+            var p = [Float](repeating: 0, count: 2)
+            p[i] = u; p[j] = (b - w[i] * u) / w[j]
+            guard p[j] >= 0, p[j] <= 1 else { continue }
+            let d0 = p[0] - t[0], d1 = p[1] - t[1]
+            let v = norm == .linf ? max(abs(d0), abs(d1)) : (d0 * d0 + d1 * d1).squareRoot()
+            best = min(best ?? v, v)
+        }
+        return best
+    }
+
+    func testFABProjectionMatchesBruteForce() {
+        var rng = SeededRandom(seed: 11)
+        var checked = 0
+        for _ in 0..<40 {
+            let t = [rng.uniform(), rng.uniform()], w = [2 * rng.uniform() - 1, 2 * rng.uniform() - 1]
+            let b = w[0] * rng.uniform() + w[1] * rng.uniform()   // a hyperplane that meets the box
+            for norm in ThreatNorm.allCases {
+                guard let want = bruteForce2D(t: t, w: w, b: b, norm: norm) else { continue }
+                var d = [Float](repeating: 0, count: 2)
+                t.withUnsafeBufferPointer { tp in w.withUnsafeBufferPointer { wp in d.withUnsafeMutableBufferPointer {
+                    BoxHyperplane.project(tp.baseAddress!, wp.baseAddress!, b: b, count: 2, norm: norm, into: $0.baseAddress!)
+                } } }
+                let got = norm == .linf ? max(abs(d[0]), abs(d[1])) : (d[0] * d[0] + d[1] * d[1]).squareRoot()
+                XCTAssertEqual(w[0] * (t[0] + d[0]) + w[1] * (t[1] + d[1]), b, accuracy: 1e-4, "on the hyperplane")
+                XCTAssertTrue((0...1).contains(t[0] + d[0]) && (0...1).contains(t[1] + d[1]), "in the box")
+                XCTAssertEqual(got, want, accuracy: 1e-3, "\(norm) minimal norm")
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 40)
+    }
+
+    func testFABProjectionClosedFormInTheInterior() {
+        // Far from the box's faces the minimal displacement is c·w/‖w‖² (L2) and c·sign(w)/‖w‖₁ (L∞).
+        var rng = SeededRandom(seed: 5)
+        let n = 50
+        let t = [Float](repeating: 0.5, count: n), w = (0..<n).map { _ in 2 * rng.uniform() - 1 }
+        let c: Float = 0.01, b = w.reduce(0) { $0 + $1 * 0.5 } + c
+        let l1 = w.reduce(0) { $0 + abs($1) }, l2sq = w.reduce(0) { $0 + $1 * $1 }
+        for norm in ThreatNorm.allCases {
+            var d = [Float](repeating: 0, count: n)
+            t.withUnsafeBufferPointer { tp in w.withUnsafeBufferPointer { wp in d.withUnsafeMutableBufferPointer {
+                BoxHyperplane.project(tp.baseAddress!, wp.baseAddress!, b: b, count: n, norm: norm, into: $0.baseAddress!)
+            } } }
+            for i in 0..<n {
+                let want = norm == .l2 ? c * w[i] / l2sq : c * (w[i] > 0 ? 1 : -1) / l1
+                XCTAssertEqual(d[i], want, accuracy: 1e-6)
+            }
+        }
+    }
+
+    func testSquareStaysInTheBallAndTheBox() throws {
+        var rng = SeededRandom(seed: 3)
+        let d = 3 * 10 * 10
+        let m = LinearClassifier(w: (0..<4).map { _ in (0..<d).map { _ in rng.uniform() - 0.5 } }, b: [0, 0, 0, 0])
+        let x = Tensor(shape: [5, 3, 10, 10]); rng.fillUniform(x, lo: 0, hi: 1)
+        for i in 0..<20 { x[i] = 0; x[x.count - 1 - i] = 1 }
+        let y = try m.logits(x, rng: &rng).argmaxRows()
+        for norm in ThreatNorm.allCases {
+            var c = SquareConfig(); c.norm = norm; c.epsilon = norm == .linf ? 0.05 : 0.5; c.queries = 300
+            var streams = (0..<5).map { ExampleStreams.stream(seed: 1, example: $0, purpose: "t") }
+            // perturb, not attack: the raw proposals must already satisfy the threat model.
+            let adv = try Square(config: c).perturb(m, x, labels: y, streams: &streams, modelRng: &rng)
+            for i in 0..<adv.count { XCTAssertTrue(adv[i] >= 0 && adv[i] <= 1) }
+            for v in Projection.norms(adv, x, norm: norm) { XCTAssertLessThanOrEqual(v, c.epsilon * (1 + 1e-4)) }
+        }
+    }
+
+    /// Two-class linear model on points inside [0.2, 0.8]^d: an example is robust at L∞ ε exactly when
+    /// its margin exceeds ε·‖w0 − w1‖₁ (L2: ε·‖w0 − w1‖₂), as long as ε < 0.2 keeps the box inactive.
+    func linearProblem(n: Int = 40, d: Int = 16) -> (LinearClassifier, Tensor, [Int]) {
+        var rng = SeededRandom(seed: 21)
+        let w0 = (0..<d).map { _ in rng.uniform() - 0.5 }, w1 = (0..<d).map { _ in rng.uniform() - 0.5 }
+        let m = LinearClassifier(w: [w0, w1], b: [0, 0])
+        let x = Tensor(shape: [n, 1, 4, d / 4]); rng.fillUniform(x, lo: 0.2, hi: 0.8)
+        var r2 = SeededRandom(seed: 1)
+        let y = try! m.logits(x, rng: &r2).argmaxRows().enumerated().map { $0.offset % 7 == 0 ? 1 - $0.element : $0.element }
+        return (m, x, y)
+    }
+
+    func exactRobustAccuracy(_ m: LinearClassifier, _ x: Tensor, _ y: [Int], norm: ThreatNorm, eps: Float) -> Double {
+        let n = x.shape[0], d = x.count / n
+        let dw = (0..<d).map { m.w[0][$0] - m.w[1][$0] }
+        let scale = norm == .linf ? dw.reduce(0) { $0 + abs($1) } : dw.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        var robust = 0
+        for r in 0..<n {
+            var s: Float = 0
+            for i in 0..<d { s += dw[i] * x.data[r * d + i] }
+            let margin = y[r] == 0 ? s : -s
+            if margin > eps * scale { robust += 1 }
+        }
+        return Double(robust) / Double(n)
+    }
+
+    func testLinearModelRobustAccuracyIsExact() throws {
+        let (m, x, y) = linearProblem()
+        for norm in ThreatNorm.allCases {
+            let eps: Float = norm == .linf ? 0.05 : 0.15
+            var c = AutoAttackConfig(); c.norm = norm; c.epsilon = eps; c.iterations = 20; c.queries = 200; c.targetClasses = 1
+            c.attacks = [.apgdCE, .fabT, .square]
+            let want = exactRobustAccuracy(m, x, y, norm: norm, eps: eps)
+            XCTAssertGreaterThan(want, 0.1); XCTAssertLessThan(want, 0.9)
+            let r = try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: 16, fingerprint: [:]).run()
+            XCTAssertEqual(r.robustAccuracy, want, accuracy: 1e-9, "\(norm)")
+            // Each white-box component alone is exact on a linear model too.
+            for a in [AutoAttackComponent.apgdCE, .fabT] {
+                var c1 = c; c1.attacks = [a]
+                let r1 = try AutoAttackRunner(model: m, config: c1, images: x, labels: y, batchSize: 16, fingerprint: [:]).run()
+                XCTAssertEqual(r1.robustAccuracy, want, accuracy: 1e-9, "\(a.rawValue) \(norm)")
+            }
+        }
+    }
+
+    func smallWRN() throws -> (WideResNet, Tensor, [Int]) {
+        let m = try WideResNet(config: WRNConfig(depth: 10, width: 1, inChannels: 1, numClasses: 10))
+        m.initialize(seed: 3)
+        var rng = SeededRandom(seed: 4)
+        let x = Tensor(shape: [10, 1, 12, 12]); rng.fillUniform(x, lo: 0, hi: 1)
+        let y = try m.logits(x).argmaxRows()   // all correct, so every component has work
+        return (m, x, y)
+    }
+
+    func testSameSeedSameResultAtAnyBatchSize() throws {
+        let (m, x, y) = try smallWRN()
+        var c = AutoAttackConfig(); c.epsilon = 2 / 255; c.iterations = 4; c.queries = 20; c.targetClasses = 2
+        func run(_ batch: Int, threads: Int) throws -> AutoAttackResult {
+            Runtime.configure(threads: threads)
+            return try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: batch, fingerprint: [:]).run()
+        }
+        // Batch 1 takes the kernels' single-image paths, batch 10 their batched ones.
+        let a = try run(10, threads: 2), b = try run(1, threads: 1)
+        XCTAssertEqual(a.brokenBy, b.brokenBy); XCTAssertEqual(a.adversarialPredictions, b.adversarialPredictions)
+        XCTAssertEqual(a.adversarials.array, b.adversarials.array)
+    }
+
+    struct Killed: Error {}
+
+    func testResumeAfterInterruptionEqualsUninterruptedRun() throws {
+        let (m, x, y) = try smallWRN()
+        var c = AutoAttackConfig(); c.epsilon = 3 / 255; c.iterations = 5; c.queries = 30; c.targetClasses = 2
+        let fp = ["model": "small"]
+        let full = try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: 3, fingerprint: fp).run()
+        for killAt in [1, 3, 6] {
+            var saved: AutoAttackState? = nil, count = 0
+            let first = try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: 3, fingerprint: fp)
+            XCTAssertThrowsError(try first.run(checkpoint: { s in
+                count += 1
+                if count > killAt { throw Killed() }
+                // Round-trip through JSON, as the state file does.
+                saved = try JSONDecoder().decode(AutoAttackState.self, from: JSONEncoder().encode(s))
+            }))
+            let resumed = try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: 3, fingerprint: fp, resume: saved).run()
+            XCTAssertEqual(resumed.brokenBy, full.brokenBy, "killed after \(killAt) checkpoints")
+            XCTAssertEqual(resumed.adversarialPredictions, full.adversarialPredictions)
+            XCTAssertEqual(resumed.adversarials.array, full.adversarials.array)
+            XCTAssertEqual(resumed.perAttack.map(\.robust), full.perAttack.map(\.robust))
+        }
+    }
+
+    func testStateFromAnotherRunIsRefused() throws {
+        let (m, x, y) = try smallWRN()
+        var c = AutoAttackConfig(); c.iterations = 2; c.queries = 5; c.targetClasses = 1
+        var s: AutoAttackState? = nil
+        _ = try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: 5, fingerprint: ["model": "a", "eps": "1"])
+            .run(checkpoint: { s = $0 })
+        XCTAssertThrowsError(try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: 5,
+                                                  fingerprint: ["model": "b", "eps": "1"], resume: s)) { e in
+            XCTAssertTrue("\(e)".contains("model"), "\(e)")
+        }
+    }
+
+    func testBadSettingsAreRejected() throws {
+        let (m, x, y) = try smallWRN()
+        var c = AutoAttackConfig(); c.queries = 0; c.attacks = [.square]
+        XCTAssertThrowsError(try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: 5, fingerprint: [:]))
+        c = AutoAttackConfig(); c.norm = .linf; c.epsilon = 2
+        XCTAssertThrowsError(try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: 5, fingerprint: [:]))
+        c = AutoAttackConfig(); c.targetClasses = 10
+        XCTAssertThrowsError(try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: 5, fingerprint: [:]))
+    }
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""AutoAttack strength and speed against the peer: robust-eval's `autoattack --version standard` and
+torchattacks 3.5.1's four components at the original AutoAttack settings (APGD-CE 100 steps,
+APGD-T 9 targets x 100 steps, FAB-T 9 targets x 100 steps, Square 5000 queries; torchattacks' own
+AutoAttack class builds them with 10 steps, so they are built here one by one), on the same weights,
+the same first N Fashion-MNIST test images, the same batch size and threads. Each peer component runs
+only on the points still robust (per-example worst case, as MultiAttack does), in batches. Square is
+also run alone on every correctly classified point, by both tools. Peak memory: max RSS of each side.
+
+Usage: venv/bin/python scripts/compare_autoattack.py --model Sources/robust-eval/Models/jem-fmnist.safetensors \
+           [--n 500] [--norm linf|l2] [--eps 8/255] [--threads 2] [--batch 128] [--json out.json]
+Needs scripts/setup_torch_venv.sh and a release build (swift build -c release).
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from wrn_torch import load_robust_eval_model  # noqa: E402
+from compare_torchattacks import fmnist_test, frac  # noqa: E402
+
+import torchattacks  # noqa: E402
+
+
+def run_chain(attacks, model, x, y, batch):
+    """Per-example worst case: each attack only on points every earlier one left robust."""
+    with torch.no_grad():
+        robust = model(x).argmax(1) == y
+    rows = []
+    for name, atk in attacks:
+        t0 = time.time()
+        idx = robust.nonzero().flatten()
+        for s in range(0, len(idx), batch):
+            b = idx[s:s + batch]
+            adv = atk(x[b], y[b])
+            with torch.no_grad():
+                ok = model(adv).argmax(1) == y[b]
+            if a_norm == "linf":
+                d = (adv - x[b]).abs().flatten(1).max(1)[0]
+            else:
+                d = (adv - x[b]).flatten(1).norm(dim=1)
+            ok = ok | (d > a_eps + 1e-5)   # a point outside the ball does not count as broken
+            robust[b] = ok
+        rows.append({"name": name, "robust_accuracy": robust.float().mean().item(), "seconds": time.time() - t0})
+    return robust.float().mean().item(), rows
+
+
+def main():
+    global a_norm, a_eps
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--norm", default="linf")
+    ap.add_argument("--eps", default=None)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--skip-square-alone", action="store_true")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    a_norm = a.norm
+    eps = frac(a.eps) if a.eps else (8 / 255 if a.norm == "linf" else 0.5)
+    a_eps = eps
+    norm = "Linf" if a.norm == "linf" else "L2"
+    model = load_robust_eval_model(a.model).eval()
+    x, y = fmnist_test(a.n)
+    with torch.no_grad():
+        clean = (model(x).argmax(1) == y).float().mean().item()
+    comps = [
+        ("apgd-ce", torchattacks.APGD(model, norm=norm, eps=eps, steps=100, n_restarts=1, loss="ce", seed=a.seed)),
+        ("apgd-t", torchattacks.APGDT(model, norm=norm, eps=eps, steps=100, n_restarts=1, n_classes=10, seed=a.seed)),
+        ("fab-t", torchattacks.FAB(model, norm=norm, eps=eps, steps=100, n_restarts=1, multi_targeted=True, n_classes=10, seed=a.seed)),
+        ("square", torchattacks.Square(model, norm=norm, eps=eps, n_queries=5000, n_restarts=1, seed=a.seed)),
+    ]
+    t0 = time.time()
+    ta_robust, ta_rows = run_chain(comps, model, x, y, a.batch)
+    ta_secs = time.time() - t0
+    ta_sq = None
+    if not a.skip_square_alone:
+        t1 = time.time()
+        r, _ = run_chain([comps[3]], model, x, y, a.batch)
+        ta_sq = {"robust_accuracy": r, "seconds": time.time() - t1}
+    ta_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    exe = os.path.join(here, ".build/release/robust-eval")
+    os.makedirs(os.path.join(here, "runs"), exist_ok=True)
+    out = os.path.join(here, "runs", "compare_autoattack_re.json")
+    common = ["--model", a.model, "--limit", str(a.n), "--norm", a.norm, "--eps", repr(eps), "--threads", str(a.threads),
+              "--batch-size", str(a.batch), "--seed", str(a.seed)]
+
+    def child(cmd, path):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        if p.returncode != 0:
+            raise SystemExit(f"robust-eval failed: {' '.join(cmd)}\n{p.stdout}")
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        return json.load(open(path)), max(rss, before) / 1024
+
+    re_aa, re_rss = child([exe, "autoattack", "--version", "standard", "--json", out] + common, out)
+    re_sq = None
+    if not a.skip_square_alone:
+        out2 = out.replace(".json", "_square.json")
+        re_sq, _ = child([exe, "square", "--json", out2, "--no-checks"] + common, out2)
+    res = {
+        "model": a.model, "n": a.n, "norm": a.norm, "eps": eps, "threads": a.threads, "batch": a.batch,
+        "torch": torch.__version__, "torchattacks": torchattacks.__version__,
+        "clean_accuracy_torch": clean, "clean_accuracy_robust_eval": re_aa["clean_accuracy"],
+        "robust_accuracy_torchattacks": ta_robust, "robust_accuracy_robust_eval": re_aa["robust_accuracy"],
+        "per_attack_torchattacks": ta_rows, "per_attack_robust_eval": re_aa["per_attack"],
+        "seconds_torchattacks": ta_secs, "seconds_robust_eval": sum(r["seconds"] for r in re_aa["per_attack"]),
+        "square_alone_torchattacks": ta_sq,
+        "square_alone_robust_eval": None if re_sq is None else {"robust_accuracy": re_sq["robust_accuracy"], "seconds": re_sq["per_attack"][0]["seconds"]},
+        "peak_rss_mb_torchattacks": ta_rss, "peak_rss_mb_robust_eval": re_rss,
+        "flags_robust_eval": re_aa["flags"],
+    }
+    print(json.dumps(res, indent=2))
+    if a.json:
+        with open(a.json + ".tmp", "w") as f:
+            json.dump(res, f, indent=2)
+        os.replace(a.json + ".tmp", a.json)
+
+
+if __name__ == "__main__":
+    main()
