@@ -1,7 +1,7 @@
 // AutoAttack.swift: the ensemble of Croce & Hein (ICML 2020). Each component runs only on the
 // points every earlier component left robust; an example's result is the per-example worst case
 // (robust only if no component broke it). A point is broken when the model, evaluated afresh on
-// the projected adversarial, misclassifies it. Random choices for example i come from streams keyed
+// the projected adversarial, misclassifies it (a randomised model: in any of its evaluation runs). Random choices for example i come from streams keyed
 // by (seed, i, component), so results do not depend on the batch size, the thread count or an
 // interruption: the state after every batch can be saved and a killed run continued exactly.
 import Foundation
@@ -114,8 +114,12 @@ public struct AutoAttackState: Codable, Equatable {
     public var pending: [Int] = []
     public var position: Int = 0
     public var currentSeconds: Double = 0
-    /// Float32 rows of the adversarial points of broken examples, base64, by example index.
+    /// Float32 rows of each attacked example's latest point (its adversarial once broken), base64, by index.
     public var adversarials: [String: String] = [:]
+    /// Clean accuracy of each evaluation run (one for a deterministic model).
+    public var cleanRunAccuracies: [Double] = []
+    /// Accuracy of each fresh evaluation run on the final points.
+    public var robustRunAccuracies: [Double] = []
 
     public var complete: Bool = false
 }
@@ -126,8 +130,11 @@ public struct AutoAttackResult {
     public var brokenBy: [String?]
     public var adversarialPredictions: [Int]
     public var perAttack: [AutoAttackState.Finished]
-    /// The worst-case points: the adversarial of each broken example, the clean image otherwise.
+    /// The final points: the adversarial of each broken example, the last attack's point for the
+    /// others, the clean image where none was attacked.
     public var adversarials: Tensor
+    public var cleanRunAccuracies: [Double]
+    public var robustRunAccuracies: [Double]
 
     public var n: Int { labels.count }
     public var cleanAccuracy: Double { Double((0..<n).filter { cleanPredictions[$0] == labels[$0] }.count) / Double(max(n, 1)) }
@@ -142,20 +149,26 @@ public final class AutoAttackRunner {
     public let images: Tensor
     public let labels: [Int]
     public let batchSize: Int
-    /// Logit-averaging runs for a stochastic model's predictions.
+    /// Evaluation runs of a stochastic model: an example counts as correct only if every run
+    /// classifies it correctly (the worst case over runs).
     public let evalRuns: Int
+    public let components: [ExampleAttack]
     public private(set) var state: AutoAttackState
 
     /// - Parameters:
     ///   - resume: a saved state of this run (its fingerprint must equal `fingerprint`).
     public init(model: Classifier, config: AutoAttackConfig, images: Tensor, labels: [Int], batchSize: Int,
-                evalRuns: Int = 1, fingerprint: [String: String], resume: AutoAttackState? = nil) throws {
+                evalRuns: Int = 1, components: [ExampleAttack]? = nil, fingerprint: [String: String],
+                resume: AutoAttackState? = nil) throws {
         guard batchSize >= 1 else { throw JEMError.invalidArgument("--batch-size must be ≥ 1, got \(batchSize)") }
         guard images.shape.count == 4, images.shape[0] == labels.count else {
             throw JEMError.invalidArgument("\(images.shape.first ?? 0) images but \(labels.count) labels")
         }
         guard !labels.isEmpty else { throw JEMError.invalidArgument("no images to attack (0 selected)") }
-        try config.validate(classes: model.numClasses)
+        guard evalRuns >= 1 else { throw JEMError.invalidArgument("--eval-runs must be ≥ 1, got \(evalRuns)") }
+        if components == nil { try config.validate(classes: model.numClasses) }
+        self.components = components ?? config.components(classes: model.numClasses)
+        guard !self.components.isEmpty else { throw JEMError.invalidArgument("no attack to run") }
         self.model = model; self.config = config; self.images = images; self.labels = labels
         self.batchSize = batchSize; self.evalRuns = evalRuns
         if let s = resume {
@@ -176,6 +189,12 @@ public final class AutoAttackRunner {
         }
     }
 
+    /// Predictions of `runs` evaluation runs (one for a deterministic model), run-major.
+    func predictions(_ x: Tensor, rng: inout SeededRandom) throws -> [[Int]] {
+        let runs = model.isStochastic ? evalRuns : 1
+        return try (0..<runs).map { _ in try model.logits(x, rng: &rng).argmaxRows() }
+    }
+
     func modelStream(_ first: Int, _ purpose: String) -> SeededRandom {
         ExampleStreams.stream(seed: config.seed, example: first, purpose: "model/" + purpose)
     }
@@ -191,21 +210,24 @@ public final class AutoAttackRunner {
         Runtime.batchInvariant = true
         defer { Runtime.batchInvariant = wasInvariant }
         if state.cleanPredictions.isEmpty {
-            var clean: [Int] = []
+            var runs: [[Int]] = []
             var s = 0
             while s < n {
                 let m = min(batchSize, n - s)
                 var rng = modelStream(s, "clean")
-                clean += try Evaluation.predict(model, images.rows(s, m), runs: evalRuns, rng: &rng)
+                let p = try predictions(images.rows(s, m), rng: &rng)
+                if runs.isEmpty { runs = Array(repeating: [], count: p.count) }
+                for r in 0..<p.count { runs[r] += p[r] }
                 s += m
             }
-            state.cleanPredictions = clean
-            state.robust = (0..<n).map { clean[$0] == labels[$0] }
+            state.cleanRunAccuracies = runs.map { p in Double((0..<n).filter { p[$0] == labels[$0] }.count) / Double(n) }
+            // The first run's predictions are reported; an example enters the attacks only if every run is right.
+            state.cleanPredictions = (0..<n).map { i in runs.first { $0[i] != labels[i] }?[i] ?? runs[0][i] }
+            state.robust = (0..<n).map { state.cleanPredictions[$0] == labels[$0] }
             state.brokenBy = Array(repeating: nil, count: n)
-            state.adversarialPredictions = clean
+            state.adversarialPredictions = state.cleanPredictions
             try checkpoint(state)
         }
-        let components = config.components(classes: model.numClasses)
         for attack in components.dropFirst(state.finished.count) {
             if state.position == 0 && state.pending.isEmpty { state.pending = (0..<n).filter { state.robust[$0] } }
             var broken = state.pending[..<state.position].filter { state.brokenBy[$0] == attack.name }.count
@@ -217,12 +239,13 @@ public final class AutoAttackRunner {
                 var streams = idx.map { ExampleStreams.stream(seed: config.seed, example: $0, purpose: attack.name) }
                 var rng = modelStream(idx[0], attack.name)
                 let xa = try attack.attack(model, x, labels: y, streams: &streams, modelRng: &rng)
-                let pred = try Evaluation.predict(model, xa, runs: evalRuns, rng: &rng)
-                for (j, i) in idx.enumerated() where pred[j] != labels[i] {
+                let runs = try predictions(xa, rng: &rng)
+                for (j, i) in idx.enumerated() {
+                    state.adversarials[String(i)] = Data(bytes: xa.data + j * per, count: per * 4).base64EncodedString()
+                    guard let wrong = runs.first(where: { $0[j] != labels[i] }) else { continue }
                     state.robust[i] = false
                     state.brokenBy[i] = attack.name
-                    state.adversarialPredictions[i] = pred[j]
-                    state.adversarials[String(i)] = Data(bytes: xa.data + j * per, count: per * 4).base64EncodedString()
+                    state.adversarialPredictions[i] = wrong[j]
                     broken += 1
                 }
                 state.position += idx.count
@@ -233,6 +256,20 @@ public final class AutoAttackRunner {
             state.finished.append(.init(name: attack.name, robust: state.robust.filter { $0 }.count, seconds: state.currentSeconds))
             state.pending = []; state.position = 0; state.currentSeconds = 0
             try checkpoint(state)
+        }
+        if state.robustRunAccuracies.isEmpty {
+            // Fresh evaluation runs on the final points (mean ± sd over runs for a stochastic model).
+            let finals = try result().adversarials
+            var correct = [Int](repeating: 0, count: model.isStochastic ? evalRuns : 1)
+            var s = 0
+            while s < n {
+                let m = min(batchSize, n - s)
+                var rng = modelStream(s, "final")
+                let p = try predictions(finals.rows(s, m), rng: &rng)
+                for r in 0..<p.count { correct[r] += (0..<m).filter { p[r][$0] == labels[s + $0] && state.cleanPredictions[s + $0] == labels[s + $0] }.count }
+                s += m
+            }
+            state.robustRunAccuracies = correct.map { Double($0) / Double(n) }
         }
         state.complete = true
         try checkpoint(state)
@@ -250,6 +287,7 @@ public final class AutoAttackRunner {
             d.withUnsafeBytes { (adv.data + i * per).update(from: $0.bindMemory(to: Float.self).baseAddress!, count: per) }
         }
         return AutoAttackResult(labels: labels, cleanPredictions: state.cleanPredictions, brokenBy: state.brokenBy,
-                                adversarialPredictions: state.adversarialPredictions, perAttack: state.finished, adversarials: adv)
+                                adversarialPredictions: state.adversarialPredictions, perAttack: state.finished, adversarials: adv,
+                                cleanRunAccuracies: state.cleanRunAccuracies, robustRunAccuracies: state.robustRunAccuracies)
     }
 }

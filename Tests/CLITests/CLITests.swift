@@ -146,3 +146,63 @@ final class CLIAdaptTests: XCTestCase {
         XCTAssertEqual(try adaptToModel(d, metadata: [:], padTo: nil, toChannels: nil).images.shape, [2, 1, 28, 28])
     }
 }
+
+final class CLIAutoAttackTests: XCTestCase {
+    func message(_ e: Error) -> String { (e as? ValidationError)?.message ?? "\(e)" }
+
+    func dir() -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("robust-eval-cli3-\(getpid())").path
+        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    func model(seed: UInt64, dir: String) throws -> String {
+        let m = try WideResNet(config: WRNConfig(depth: 10, width: 1, inChannels: 1, numClasses: 10))
+        m.initialize(seed: seed)
+        let p = (dir as NSString).appendingPathComponent("aa\(seed).safetensors")
+        try ModelIO.save(m, to: p)
+        return p
+    }
+
+    func assertFails(_ body: @autoclosure () throws -> Void, _ text: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try body(), file: file, line: line) { XCTAssertTrue(self.message($0).contains(text), "'\(self.message($0))' lacks '\(text)'", file: file, line: line) }
+    }
+
+    func testFlagErrors() throws {
+        assertFails(try AutoAttackCommand.parse(["--eps", "1.5"]).validate(), "above 1")
+        assertFails(try AutoAttackCommand.parse(["--eps", "0"]).validate(), "--eps must be positive")
+        assertFails(try AutoAttackCommand.parse(["--n-queries", "0"]).validate(), "--n-queries must be ≥ 1")
+        assertFails(try AutoAttackCommand.parse(["--attacks", "apgd-ce,pgd"]).validate(), "unknown attack 'pgd'")
+        assertFails(try AutoAttackCommand.parse(["--version", "custom"]).validate(), "--version must be standard or rand")
+        assertFails(try SquareCommand.parse(["--n-queries", "0"]).validate(), "--n-queries must be ≥ 1")
+        assertFails(try APGDCommand.parse(["--steps", "0"]).validate(), "--steps must be ≥ 1")
+        // Parsing runs validate(): the whole command line is rejected before any work.
+        XCTAssertThrowsError(try AutoAttackCommand.parseAsRoot(["--eps", "2"]))
+    }
+
+    func testRunWritesConsistentOutputsAndRefusesAForeignState() throws {
+        let d = dir()
+        let a = try model(seed: 1, dir: d), b = try model(seed: 2, dir: d)
+        let state = d + "/state.json", json = d + "/aa.json", csv = d + "/aa.csv", adv = d + "/adv.npy"
+        try? FileManager.default.removeItem(atPath: state)
+        let common = ["--limit", "6", "--n-iter", "2", "--n-queries", "3", "--n-target-classes", "1", "--no-checks"]
+        try AutoAttackCommand.parse(["--model", a, "--state", state, "--json", json, "--per-example", csv, "--save-adversarials", adv] + common).run()
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as! [String: Any]
+        for key in ["clean_accuracy", "robust_accuracy", "n", "per_attack", "eps", "norm", "version", "robustbench", "flags"] {
+            XCTAssertNotNil(report[key], key)
+        }
+        XCTAssertEqual((report["per_attack"] as! [Any]).count, 4)
+        let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.first, "index,label,clean_prediction,broken_by,adversarial_prediction")
+        XCTAssertEqual(lines.count, 7)
+        // The saved worst-case points re-check to exactly the robust accuracy.
+        let ej = d + "/eval.json"
+        try Eval.parse(["--model", a, "--images", adv, "--labels", d + "/adv.labels.npy", "--json", ej]).run()
+        let ev = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: ej))) as! [String: Any]
+        XCTAssertEqual(ev["accuracy"] as! Double, report["robust_accuracy"] as! Double, accuracy: 1e-12)
+        // Another model with the same state file: refused, naming what differs.
+        assertFails(try AutoAttackCommand.parse(["--model", b, "--state", state] + common).run(), "--state was written by a different run")
+        // Unwritable outputs are refused before any work.
+        assertFails(try AutoAttackCommand.parse(["--model", a, "--json", "/nonexistent-dir/x.json"] + common).run(), "/nonexistent-dir")
+    }
+}
