@@ -5,7 +5,7 @@ APGD-T 9 targets x 100 steps, FAB-T 9 targets x 100 steps, Square 5000 queries; 
 AutoAttack class builds them with 10 steps, so they are built here one by one), on the same weights,
 the same first N Fashion-MNIST test images, the same batch size and threads. Each peer component runs
 only on the points still robust (per-example worst case, as MultiAttack does), in batches. Square is
-also run alone on every correctly classified point, by both tools. Peak memory: max RSS of each side.
+also run alone, by both tools, on the first --square-alone-n images (default 100). Peak memory: max RSS of each side.
 
 Usage: venv/bin/python scripts/compare_autoattack.py --model Sources/robust-eval/Models/jem-fmnist.safetensors \
            [--n 500] [--norm linf|l2] [--eps 8/255] [--threads 2] [--batch 128] [--json out.json]
@@ -62,7 +62,8 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
-    ap.add_argument("--skip-square-alone", action="store_true")
+    ap.add_argument("--square-alone-n", type=int, default=100,
+                    help="Square alone (both tools) on the first this many images (0: skip); the peer's Square costs 5000 forward passes per robust image")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -80,22 +81,13 @@ def main():
         ("fab-t", torchattacks.FAB(model, norm=norm, eps=eps, steps=100, n_restarts=1, multi_targeted=True, n_classes=10, seed=a.seed)),
         ("square", torchattacks.Square(model, norm=norm, eps=eps, n_queries=5000, n_restarts=1, seed=a.seed)),
     ]
-    t0 = time.time()
-    ta_robust, ta_rows = run_chain(comps, model, x, y, a.batch)
-    ta_secs = time.time() - t0
-    ta_sq = None
-    if not a.skip_square_alone:
-        t1 = time.time()
-        r, _ = run_chain([comps[3]], model, x, y, a.batch)
-        ta_sq = {"robust_accuracy": r, "seconds": time.time() - t1}
-    ta_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     exe = os.path.join(here, ".build/release/robust-eval")
     os.makedirs(os.path.join(here, "runs"), exist_ok=True)
     out = os.path.join(here, "runs", "compare_autoattack_re.json")
-    common = ["--model", a.model, "--limit", str(a.n), "--norm", a.norm, "--eps", repr(eps), "--threads", str(a.threads),
+    base = ["--model", a.model, "--norm", a.norm, "--eps", repr(eps), "--threads", str(a.threads),
               "--batch-size", str(a.batch), "--seed", str(a.seed)]
+    common = base + ["--limit", str(a.n)]
 
     def child(cmd, path):
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -105,11 +97,26 @@ def main():
         rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         return json.load(open(path)), max(rss, before) / 1024
 
+    # robust-eval first: its result is known early; the peer's run is the long one.
     re_aa, re_rss = child([exe, "autoattack", "--version", "standard", "--json", out] + common, out)
     re_sq = None
-    if not a.skip_square_alone:
+    nsq = min(a.square_alone_n, a.n)
+    if nsq > 0:
         out2 = out.replace(".json", "_square.json")
-        re_sq, _ = child([exe, "square", "--json", out2, "--no-checks"] + common, out2)
+        re_sq, _ = child([exe, "square", "--json", out2, "--no-checks", "--limit", str(nsq)] + base, out2)
+    print(json.dumps({"robust_eval": re_aa["per_attack"], "robust_accuracy": re_aa["robust_accuracy"]}), flush=True)
+    t0 = time.time()
+    ta_robust, ta_rows = run_chain(comps, model, x, y, a.batch)
+    ta_secs = time.time() - t0
+    print(json.dumps({"torchattacks": ta_rows, "seconds": ta_secs}), flush=True)
+    ta_sq = None
+    if nsq > 0:
+        t1 = time.time()
+        r, _ = run_chain([comps[3]], model, x[:nsq], y[:nsq], a.batch)
+        ta_sq = {"n": nsq, "robust_accuracy": r, "seconds": time.time() - t1}
+        print(json.dumps({"torchattacks_square_alone": ta_sq}), flush=True)
+    ta_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # the peer's process only (children are robust-eval)
+
     res = {
         "model": a.model, "n": a.n, "norm": a.norm, "eps": eps, "threads": a.threads, "batch": a.batch,
         "torch": torch.__version__, "torchattacks": torchattacks.__version__,
@@ -118,7 +125,7 @@ def main():
         "per_attack_torchattacks": ta_rows, "per_attack_robust_eval": re_aa["per_attack"],
         "seconds_torchattacks": ta_secs, "seconds_robust_eval": sum(r["seconds"] for r in re_aa["per_attack"]),
         "square_alone_torchattacks": ta_sq,
-        "square_alone_robust_eval": None if re_sq is None else {"robust_accuracy": re_sq["robust_accuracy"], "seconds": re_sq["per_attack"][0]["seconds"]},
+        "square_alone_robust_eval": None if re_sq is None else {"n": nsq, "robust_accuracy": re_sq["robust_accuracy"], "seconds": re_sq["per_attack"][0]["seconds"]},
         "peak_rss_mb_torchattacks": ta_rss, "peak_rss_mb_robust_eval": re_rss,
         "flags_robust_eval": re_aa["flags"],
     }

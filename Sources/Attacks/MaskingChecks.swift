@@ -10,6 +10,10 @@ public struct MaskingFlag: Codable, Equatable, Sendable {
     public var name: String
     public var triggered: Bool
     public var detail: String
+
+    public init(name: String, triggered: Bool, detail: String) {
+        self.name = name; self.triggered = triggered; self.detail = detail
+    }
 }
 
 public enum MaskingChecks {

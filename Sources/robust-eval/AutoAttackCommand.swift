@@ -4,6 +4,7 @@ import ArgumentParser
 import Attacks
 import Foundation
 import JEMCore
+import JEMRobust
 
 struct AutoAttackCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,6 +21,9 @@ struct AutoAttackCommand: ParsableCommand {
     @Option(name: .long, help: "Square's query budget (default 5000).") var nQueries: Int = 5000
     @Option(name: .long, help: "Target classes of APGD-T and FAB-T (default 9, at most classes − 1).") var nTargetClasses: Int?
     @Option(name: .long, help: "EOT draws per gradient (default 1 standard, 20 rand).") var eot: Int?
+    @Option(name: .long, help: "Attack the SGLD-refinement defense with K steps around the model (reference defaults: 5 chains, σ 0.03, α 1, σ_n 0.01); use with --version rand.") var sgldSteps: Int?
+    @Option(name: .long, help: "With --sgld-steps: the attack's gradient through the defense, full (exact, default) or bpda.") var gradient: DefenseGradient = .full
+    @Option(name: .long, help: "With --sgld-steps: evaluation runs; robust only if correct in all (default 5).") var evalRuns: Int = 5
     @OptionGroup var output: EnsembleOutputOptions
     @OptionGroup var runtime: RuntimeOptions
 
@@ -31,6 +35,8 @@ struct AutoAttackCommand: ParsableCommand {
         guard nQueries >= 1 else { throw ValidationError("--n-queries must be ≥ 1, got \(nQueries)") }
         if let t = nTargetClasses, t < 1 { throw ValidationError("--n-target-classes must be ≥ 1, got \(t)") }
         if let eot, eot < 1 { throw ValidationError("--eot must be ≥ 1, got \(eot)") }
+        if let k = sgldSteps, k < 0 { throw ValidationError("--sgld-steps must be ≥ 0, got \(k)") }
+        guard evalRuns >= 1 else { throw ValidationError("--eval-runs must be ≥ 1, got \(evalRuns)") }
     }
 
     func run() throws {
@@ -38,7 +44,13 @@ struct AutoAttackCommand: ParsableCommand {
         if let list = try parseAttackList(attacks) { c.attacks = list }
         c.iterations = nIter; c.queries = nQueries; c.targetClasses = nTargetClasses; c.seed = runtime.seed
         if let eot { c.eot = eot }
-        try runEnsemble(command: "autoattack", config: c, model: model, input: input, output: output, runtime: runtime)
+        if let k = sgldSteps {
+            let dcfg = DefenseConfig(steps: k, gradient: gradient)
+            try runEnsemble(command: "autoattack", config: c, model: model, input: input, output: output, runtime: runtime,
+                            wrap: { l in (try SGLDDefense(model: l.model, config: dcfg), dcfg.summary) }, evalRuns: evalRuns)
+        } else {
+            try runEnsemble(command: "autoattack", config: c, model: model, input: input, output: output, runtime: runtime)
+        }
     }
 }
 

@@ -16,78 +16,249 @@ struct DefenseOptions: ParsableArguments {
     @Option(name: .long, help: "σ of each chain's N(0,σ²) start noise, normalised space (reference 0.03).") var initNoise: Float = 0.03
     @Option(name: .long, help: "α, SGLD step size (reference 1).") var sgldStepSize: Float = 1
     @Option(name: .long, help: "σ_n, SGLD noise (reference 0.01).") var sgldNoise: Float = 0.01
-    @Option(name: .long, help: "Attack gradient through the defense: bpda (identity Jacobian) or full (exact, through the chain).") var gradient: DefenseGradient = .bpda
+    @Option(name: .customLong("gradient"), help: "Attack gradient through the defense: full (exact, through the chain; defend's and autoattack's default) or bpda (identity Jacobian; curve's and calibrate's default).")
+    var gradientFlag: DefenseGradient?
     @Option(name: .long, help: "R, EOT draws of the defense's randomness per attack step.") var eot: Int = 1
-    @Option(name: .long, help: "M, defense runs whose logits are averaged for each final prediction.") var evalRuns: Int = 1
+    @Option(name: .customLong("eval-runs"), help: "M, evaluation runs of the defense (defend, autoattack: robust only if correct in all M, default 5; curve: logits averaged, default 1).")
+    var evalRunsFlag: Int?
 
-    func config(steps: Int) throws -> DefenseConfig {
-        guard evalRuns >= 1 else { throw ValidationError("--eval-runs must be ≥ 1, got \(evalRuns)") }
+    /// curve's and calibrate's defaults (unchanged): BPDA, logits of one run.
+    var gradient: DefenseGradient { gradientFlag ?? .bpda }
+    var evalRuns: Int { evalRunsFlag ?? 1 }
+
+    func config(steps: Int, gradient: DefenseGradient? = nil, eot: Int? = nil) throws -> DefenseConfig {
+        if let m = evalRunsFlag, m < 1 { throw ValidationError("--eval-runs must be ≥ 1, got \(m)") }
         let c = DefenseConfig(steps: steps, chains: chains, initNoise: initNoise, stepSize: sgldStepSize,
-                              noise: sgldNoise, gradient: gradient, eot: eot)
+                              noise: sgldNoise, gradient: gradient ?? self.gradient, eot: eot ?? self.eot)
         try c.validate()
         return c
     }
 }
 
+/// The attacks `defend` runs on the defense, in order (each only on the points still robust).
+enum DefenseAttack: String, CaseIterable {
+    /// APGD with cross-entropy / DLR, through the chain (or the surrogate chain), with EOT.
+    case apgdCE = "apgd-ce", apgdDLR = "apgd-dlr"
+    /// APGD-CE on the straight-through (BPDA) view, with EOT: the paper's attack, as a check.
+    case bpda
+    /// AutoAttack (standard) on the bare model, its points judged through the defense.
+    case transfer
+    /// Square on the defense: gradient-free, the masking control.
+    case square
+}
+
+struct DefenseReport: Codable {
+    struct PerAttack: Codable { var name: String; var gradient: String; var eot: Int; var robust_accuracy: Double; var broken: Int; var seconds: Double }
+    var command: String
+    var model: String
+    var data: String
+    var n: Int
+    var clean_accuracy: Double
+    var clean_accuracy_sd: Double
+    var robust_accuracy: Double
+    var robust_accuracy_definition: String
+    var robust_accuracy_mean: Double
+    var robust_accuracy_sd: Double
+    var per_attack: [PerAttack]
+    var flags: [MaskingFlag]
+    var eps: Double
+    var norm: String
+    var steps: Int
+    var eot: Int
+    var restarts: Int
+    var eval_runs: Int
+    var n_queries: Int
+    var attack_sgld_steps: Int
+    var config: DefenseConfig
+    var seed: UInt64
+    var seconds: Double
+}
+
+func meanSD(_ v: [Double]) -> (Double, Double) {
+    let m = v.reduce(0, +) / Double(max(v.count, 1))
+    let sd = v.count > 1 ? (v.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(v.count - 1)).squareRoot() : 0
+    return (m, sd)
+}
+
 struct Defend: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Robust accuracy of the SGLD-refinement defense under an adaptive PGD through it and a transfer attack.",
-        discussion: "Defense defaults are the reference's (attack_model.py): 5 chains from x + N(0, 0.03²), α = 1, σ_n = 0.01 in the model's normalised space. Without --limit, the first 1000 test images are used.")
+        abstract: "Robust accuracy of the SGLD-refinement defense under attacks that know about it, worst case over attacks and evaluation runs.",
+        discussion: """
+            Attacks (--attacks, in this order, each only on the points still robust): apgd-ce and apgd-dlr through the full chain             (exact gradient, --gradient full) with EOT, bpda (APGD-CE on the straight-through view with EOT, the paper's attack),             transfer (AutoAttack on the bare model, judged through the defense), square (gradient-free). The defense is evaluated             --eval-runs times on every candidate point: an image is robust only if every run classifies it correctly.             Defense defaults are the reference's: 5 chains from x + N(0, 0.03²), α = 1, σ_n = 0.01 in the model's normalised space.             Without --limit, the first 1000 test images are used.
+            """)
     @OptionGroup var model: ModelOptions
     @OptionGroup var input: InputOptions
-    @OptionGroup var attack: AttackOptions
+    @Option(name: .long, help: "Threat model: linf or l2.") var norm: ThreatNorm = .linf
+    @Option(name: .long, help: "ε, a fraction (8/255) or a decimal. Default: 8/255 (L∞), 0.5 (L2).") var eps: String?
+    @Option(name: .long, help: "APGD steps of the gradient attacks (AutoAttack's rand version: 100).") var steps: Int = 20
+    @Option(name: .long, help: "Restarts of the gradient attacks.") var restarts: Int = 1
+    @Option(name: .long, help: "Comma-separated, in order: apgd-ce, apgd-dlr, bpda, transfer, square (default: all).") var attacks: String?
+    @Option(name: .long, help: "Square's query budget on the defense.") var nQueries: Int = 100
     @Option(name: .long, help: "K, SGLD refinement steps (the paper's JEM-0/1/10).") var sgldSteps: Int = 10
+    @Option(name: .long, help: "K', a shorter chain the attack differentiates instead of the defense's K steps (surrogate chain).") var attackSgldSteps: Int?
     @OptionGroup var defense: DefenseOptions
-    @OptionGroup var output: OutputOptions
+    @OptionGroup var output: EnsembleOutputOptions
     @OptionGroup var runtime: RuntimeOptions
+
+    func attackList() throws -> [DefenseAttack] {
+        guard let attacks else { return DefenseAttack.allCases }
+        var out: [DefenseAttack] = []
+        for n in attacks.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) {
+            guard let a = DefenseAttack(rawValue: n) else {
+                throw ValidationError("--attacks: unknown attack '\(n)'; expected some of \(DefenseAttack.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard !out.contains(a) else { throw ValidationError("--attacks names '\(n)' twice") }
+            out.append(a)
+        }
+        guard !out.isEmpty else { throw ValidationError("--attacks names no attack") }
+        return out
+    }
+
+    func validate() throws {
+        _ = try parseEpsilon(eps, norm: norm)
+        _ = try attackList()
+        guard steps >= 1 else { throw ValidationError("--steps must be ≥ 1, got \(steps)") }
+        guard restarts >= 1 else { throw ValidationError("--restarts must be ≥ 1, got \(restarts)") }
+        guard nQueries >= 1 else { throw ValidationError("--n-queries must be ≥ 1, got \(nQueries)") }
+        guard sgldSteps >= 0 else { throw ValidationError("--sgld-steps must be ≥ 0, got \(sgldSteps)") }
+        guard defense.eot >= 1 else { throw ValidationError("--eot must be ≥ 1, got \(defense.eot)") }
+        if let m = defense.evalRunsFlag, m < 1 { throw ValidationError("--eval-runs must be ≥ 1, got \(m)") }
+        if let k = attackSgldSteps {
+            guard k >= 0, k <= sgldSteps else { throw ValidationError("--attack-sgld-steps must be in 0...\(sgldSteps) (--sgld-steps), got \(k)") }
+        }
+    }
 
     func run() throws {
         runtime.apply()
-        let cfg = try attack.config()
-        let dcfg = try defense.config(steps: sgldSteps)
+        try output.checkWritable()
+        let epsilon = try parseEpsilon(eps, norm: norm)
+        let list = try attackList()
+        let evalRuns = defense.evalRunsFlag ?? 5
+        let gradient = defense.gradientFlag ?? .full
+        let dcfg = try defense.config(steps: sgldSteps, gradient: gradient, eot: 1)
         let l = try model.load()
         var inp = input
         if inp.data.limit == nil && inp.images == nil { inp.data.limit = 1000 }
         let d = try inp.load(classes: l.model.numClasses, metadata: l.metadata)
+        guard d.count > 0 else { throw ValidationError("no images selected (check --limit / --offset)") }
         let defended = try SGLDDefense(model: l.model, config: dcfg)
-        let advs = output.saveAdversarials != nil ? Tensor(shape: d.images.shape) : nil
-        let prog = Progress(total: d.count, label: "defend")
-        let r = try Evaluation.run(defended, attack: try PGD(config: cfg), images: d.images, labels: d.labels, batchSize: input.batchSize,
-                                   seed: runtime.seed, evalRuns: defense.evalRuns, targeted: cfg.targeted, adversarials: advs) { prog.update($0) }
-        prog.finish()
-        // Transfer: craft on the undefended model, evaluate through the defense.
-        let transferAdv = Tensor(shape: d.images.shape)
-        _ = try Evaluation.run(l.model, attack: try PGD(config: cfg), images: d.images, labels: d.labels, batchSize: input.batchSize,
-                               seed: runtime.seed, targeted: cfg.targeted, adversarials: transferAdv)
-        var rng = SeededRandom(seed: runtime.seed ^ 0x7A45)
-        // Averages `evalRuns` defended passes per prediction, as the adaptive attack's evaluation does.
-        var transferPred: [Int] = []
-        var s = 0
-        while s < d.count {
-            let m = min(input.batchSize, d.count - s)
-            transferPred += try Evaluation.predict(defended, transferAdv.rows(s, m), runs: defense.evalRuns, rng: &rng)
-            s += m
+        let kAttack = attackSgldSteps ?? sgldSteps
+        let crafting: Classifier = kAttack == sgldSteps ? defended
+            : try SGLDDefense(model: l.model, config: try defense.config(steps: kAttack, gradient: gradient, eot: 1))
+        let bpdaView = try SGLDDefense(model: l.model, config: try defense.config(steps: kAttack, gradient: .bpda, eot: 1))
+
+        func apgd(_ loss: APGDLoss) -> APGD {
+            var c = APGDConfig()
+            c.norm = norm; c.epsilon = epsilon; c.steps = steps; c.restarts = restarts; c.eot = defense.eot; c.loss = loss
+            return APGD(config: c)
         }
-        let transferRobust = Double((0..<d.count).filter { r.cleanCorrect[$0] && transferPred[$0] == d.labels[$0] }.count) / Double(max(d.count, 1))
-        let ips = Double(d.count * cfg.steps * cfg.restarts) / max(r.seconds, 1e-9)
+        var aa = AutoAttackConfig.version(.standard, norm: norm, epsilon: epsilon)
+        aa.seed = runtime.seed
+        try aa.validate(classes: l.model.numClasses)
+        var sq = SquareConfig(); sq.norm = norm; sq.epsilon = epsilon; sq.queries = nQueries
+        try sq.validate()
+        var components: [ExampleAttack] = []
+        var gradients: [String: String] = [:], eots: [String: Int] = [:]
+        for a in list {
+            switch a {
+            case .apgdCE, .apgdDLR:
+                let inner = apgd(a == .apgdCE ? .ce : .dlr)
+                components.append(kAttack == sgldSteps ? inner : try Surrogate(name: inner.name, classifier: crafting, attacks: [inner]))
+                gradients[a.rawValue] = crafting.gradientDescription + (kAttack == sgldSteps ? "" : " (surrogate chain of \(kAttack) steps)")
+                eots[a.rawValue] = defense.eot
+            case .bpda:
+                components.append(try Surrogate(name: "bpda", classifier: bpdaView, attacks: [apgd(.ce)]))
+                gradients["bpda"] = bpdaView.gradientDescription; eots["bpda"] = defense.eot
+            case .transfer:
+                components.append(try Surrogate(name: "transfer", classifier: l.model, attacks: aa.components(classes: l.model.numClasses)))
+                gradients["transfer"] = "AutoAttack (standard) on the bare model"; eots["transfer"] = 1
+            case .square:
+                components.append(Square(config: sq))
+                gradients["square"] = "none (\(nQueries) queries)"; eots["square"] = 1
+            }
+        }
+        var settings = ["seed": String(runtime.seed), "defense": dcfg.summary, "eval_runs": String(evalRuns),
+                        "attacks": list.map(\.rawValue).joined(separator: ","), "eps": String(epsilon), "norm": norm.rawValue,
+                        "steps": String(steps), "restarts": String(restarts), "eot": String(defense.eot), "n_queries": String(nQueries),
+                        "gradient": gradient.rawValue, "attack_sgld_steps": String(kAttack)]
+        settings["version"] = "defend-1"
+        let fp = runFingerprint(command: "defend", modelPath: l.path, data: d, settings: settings)
+        var rc = AutoAttackConfig(); rc.seed = runtime.seed; rc.norm = norm; rc.epsilon = epsilon
+        let runner = try AutoAttackRunner(model: defended, config: rc, images: d.images, labels: d.labels, batchSize: input.batchSize,
+                                          evalRuns: evalRuns, components: components, fingerprint: fp, resume: try output.loadState())
+
+        for n in d.notes { print(n) }
         print("model:    \(l.path) (\(l.model.config.archName))")
         print("data:     \(d.name), \(d.count) images")
-        print("defense:  \(dcfg.summary)\(defense.evalRuns > 1 ? "; predictions average \(defense.evalRuns) defense runs" : "")")
-        print("attack:   \(cfg.summary); gradient \(defended.gradientDescription)")
-        print(String(format: "clean accuracy (defended):            %.2f%%", 100 * r.cleanAccuracy))
-        print(String(format: "robust accuracy (adaptive PGD):       %.2f%%", 100 * r.robustAccuracy))
-        print(String(format: "robust accuracy (transfer from bare): %.2f%%", 100 * transferRobust))
-        print(String(format: "time: %.1f s for the adaptive attack (%.1f images/s per PGD step)", r.seconds, ips))
-        if let p = output.saveAdversarials, let advs { try NpyArray.write(advs, to: p) }
-        try output.writePerExample(r)
+        print("defense:  \(dcfg.summary); evaluated \(evalRuns) times on every candidate point")
+        let e = norm == .linf ? String(format: "%.4f (%.1f/255)", epsilon, epsilon * 255) : String(format: "%.4f", epsilon)
+        print("attacks:  \(norm == .linf ? "L∞" : "L2") ε=\(e); APGD \(steps) steps, \(restarts) restart(s), EOT \(defense.eot); in order:")
+        for a in list { print("          \(a.rawValue): gradient \(gradients[a.rawValue]!)") }
+
+        let t0 = Date()
+        let result = try output.run(runner)
+        var flags: [MaskingFlag] = []
+        let broken = { (name: String) in result.brokenBy.filter { $0 == name }.count }
+        let gradientRan = list.contains(.apgdCE) || list.contains(.apgdDLR)
+        if gradientRan {
+            for name in ["bpda", "transfer"] where list.contains(DefenseAttack(rawValue: name)!) {
+                let k = broken(name)
+                flags.append(MaskingFlag(name: "\(name)_beats_full_chain", triggered: k > 0,
+                                         detail: "\(name) broke \(k) point(s) the full-chain APGD missed"))
+            }
+        }
+        if list.contains(.square) && list.count > 1 {
+            let k = broken("square")
+            flags.append(MaskingFlag(name: "square_beats_gradient_attacks", triggered: k > 0,
+                                     detail: "Square broke \(k) point(s) the earlier attacks missed"))
+        }
+        let (cm, csd) = meanSD(result.cleanRunAccuracies)
+        let spread = (result.cleanRunAccuracies.max() ?? 0) - (result.cleanRunAccuracies.min() ?? 0)
+        flags.append(MaskingFlag(name: "clean_accuracy_varies", triggered: spread > 0.02,
+                                 detail: String(format: "clean accuracy ranges over %.2f points across %d runs", 100 * spread, result.cleanRunAccuracies.count)))
+        if !output.noChecks && gradientRan {
+            // Does a twice-as-strong attack (2× steps, 2× EOT) break points the run left robust?
+            let robustRows = (0..<d.count).filter { result.cleanPredictions[$0] == d.labels[$0] && result.brokenBy[$0] == nil }
+            let rows = Array(robustRows.prefix(16))
+            if !rows.isEmpty {
+                var c = APGDConfig()
+                c.norm = norm; c.epsilon = epsilon; c.steps = 2 * steps; c.eot = 2 * defense.eot
+                let inner = APGD(config: c)
+                let check: ExampleAttack = kAttack == sgldSteps ? inner : try Surrogate(name: "apgd-ce", classifier: crafting, attacks: [inner])
+                var streams = rows.map { ExampleStreams.stream(seed: runtime.seed, example: $0, purpose: "check/2x") }
+                var rng = ExampleStreams.stream(seed: runtime.seed, example: rows[0], purpose: "model/check/2x")
+                let xa = try check.attack(defended, d.images.gather(rows: rows), labels: rows.map { d.labels[$0] }, streams: &streams, modelRng: &rng)
+                var newly = Set<Int>()
+                for _ in 0..<evalRuns {
+                    let p = try defended.logits(xa, rng: &rng).argmaxRows()
+                    for (j, r) in rows.enumerated() where p[j] != d.labels[r] { newly.insert(r) }
+                }
+                flags.append(MaskingFlag(name: "stronger_attack_helps", triggered: !newly.isEmpty,
+                                         detail: "APGD-CE with 2× steps and 2× EOT broke \(newly.count) of the first \(rows.count) robust points: robust accuracy is not converged"))
+            }
+        }
+        let secs = Date().timeIntervalSince(t0)
+        _ = printAttackTable(result)
+        let (rm, rsd) = meanSD(result.robustRunAccuracies)
+        let definition = "robust only if correctly classified clean and after every attack in all \(evalRuns) evaluation runs"
+        print(String(format: "clean accuracy (defended): %.2f %% ± %.2f over %d runs", 100 * cm, 100 * csd, result.cleanRunAccuracies.count))
+        print(String(format: "robust accuracy: %.2f %% (%@)", 100 * result.robustAccuracy, definition as NSString))
+        print(String(format: "robust accuracy per run on the final points: %.2f %% ± %.2f", 100 * rm, 100 * rsd))
+        for f in flags where f.triggered { print("FLAG \(f.name): \(f.detail)") }
+        print(String(format: "time: %.1f s", secs))
+        try output.writeFiles(result)
         if let j = output.json {
-            var rep = AttackReport(command: "defend", model: l.path, data: d.name, n: d.count, clean_accuracy: r.cleanAccuracy,
-                                   robust_accuracy: r.robustAccuracy, attack: cfg, attack_summary: cfg.summary,
-                                   gradient: defended.gradientDescription, eval_runs: defense.evalRuns, seed: runtime.seed,
-                                   seconds: r.seconds, images_per_second_per_step: ips, defense: dcfg.summary)
-            rep.transfer_robust_accuracy = transferRobust
-            rep.defense_config = dcfg
-            try writeJSON(rep, to: j)
+            let n = Double(d.count)
+            let rows = result.perAttack.map { f in
+                DefenseReport.PerAttack(name: f.name, gradient: gradients[f.name] ?? "", eot: eots[f.name] ?? 1,
+                                        robust_accuracy: Double(f.robust) / n, broken: broken(f.name), seconds: f.seconds)
+            }
+            try writeJSON(DefenseReport(command: "defend", model: l.path, data: d.name, n: d.count, clean_accuracy: cm, clean_accuracy_sd: csd,
+                                        robust_accuracy: result.robustAccuracy, robust_accuracy_definition: definition,
+                                        robust_accuracy_mean: rm, robust_accuracy_sd: rsd, per_attack: rows, flags: flags,
+                                        eps: Double(epsilon), norm: norm.rawValue, steps: steps, eot: defense.eot, restarts: restarts,
+                                        eval_runs: evalRuns, n_queries: nQueries, attack_sgld_steps: kAttack, config: dcfg,
+                                        seed: runtime.seed, seconds: secs), to: j)
         }
     }
 }

@@ -78,77 +78,76 @@ struct EnsembleReport: Codable {
     var flags: [MaskingFlag]
     var robustbench: RobustBench
     var seconds: Double
+    var defense: String?
+    var eval_runs: Int?
 }
 
-/// Runs the configured ensemble on the model and data and reports it.
-func runEnsemble(command: String, config: AutoAttackConfig, model: ModelOptions, input: InputOptions,
-                 output: EnsembleOutputOptions, runtime: RuntimeOptions) throws {
-    runtime.apply()
-    try output.checkWritable()
-    let l = try model.load()
-    let d = try input.load(classes: l.model.numClasses, metadata: l.metadata)
-    guard d.count > 0 else { throw ValidationError("no images selected (check --limit / --offset)") }
-    try config.validate(classes: l.model.numClasses)
-
-    var fp: [String: String] = ["command": command, "model": l.path, "data": d.name, "n": String(d.count),
-                                "seed": String(config.seed)]
-    if let bytes = FileManager.default.contents(atPath: l.path) { fp["model_hash"] = bytes.withUnsafeBytes(fnv1a) }
+/// What a state file must match: the command, model, data and settings.
+func runFingerprint(command: String, modelPath: String, data d: Dataset, settings: [String: String]) -> [String: String] {
+    var fp: [String: String] = ["command": command, "model": modelPath, "data": d.name, "n": String(d.count)]
+    if let bytes = FileManager.default.contents(atPath: modelPath) { fp["model_hash"] = bytes.withUnsafeBytes(fnv1a) }
     fp["images_hash"] = fnv1a(UnsafeRawBufferPointer(start: d.images.data, count: d.images.count * 4))
     fp["labels_hash"] = d.labels.withUnsafeBytes(fnv1a)
-    if let s = String(data: try JSONEncoder.sorted.encode(config), encoding: .utf8) { fp["settings"] = s }
-    var resume: AutoAttackState? = nil
-    if let p = output.state, FileManager.default.fileExists(atPath: p) {
+    fp.merge(settings) { a, _ in a }
+    return fp
+}
+
+extension EnsembleOutputOptions {
+    /// The saved state to continue from, if --state names an existing file.
+    func loadState() throws -> AutoAttackState? {
+        guard let p = state, FileManager.default.fileExists(atPath: p) else { return nil }
         guard let data = FileManager.default.contents(atPath: p) else { throw ValidationError("--state \(p) cannot be read") }
-        do { resume = try JSONDecoder().decode(AutoAttackState.self, from: data) } catch {
-            throw ValidationError("--state \(p) is not a robust-eval autoattack state file (\(error.localizedDescription))")
+        do { return try JSONDecoder().decode(AutoAttackState.self, from: data) } catch {
+            throw ValidationError("--state \(p) is not a robust-eval attack state file (\(error.localizedDescription))")
         }
     }
-    let runner = try AutoAttackRunner(model: l.model, config: config, images: d.images, labels: d.labels,
-                                      batchSize: input.batchSize, fingerprint: fp, resume: resume)
 
-    for n in d.notes { print(n) }
-    print("model:   \(l.path) (\(l.model.config.archName)); gradient \(l.model.gradientDescription)")
-    print("data:    \(d.name), \(d.count) images")
-    var shown = config
-    shown.targetClasses = config.targets(classes: l.model.numClasses)
-    print("attacks: \(shown.summary); seed \(config.seed)")
-    if let r = resume {
-        print("resuming from \(output.state!): \(r.finished.map(\.name).joined(separator: ", ").isEmpty ? "no component finished" : "finished " + r.finished.map(\.name).joined(separator: ", "))\(r.position > 0 ? ", \(r.position) point(s) into the next" : "")")
+    /// Runs the ensemble with a progress line per attack, saving the state after every batch.
+    func run(_ runner: AutoAttackRunner) throws -> AutoAttackResult {
+        if let r = runner.state.cleanPredictions.isEmpty ? nil : runner.state {
+            let done = r.finished.map(\.name).joined(separator: ", ")
+            print("resuming from \(state!): \(done.isEmpty ? "no attack finished" : "finished " + done)\(r.position > 0 ? ", \(r.position) point(s) into the next" : "")")
+        }
+        fflush(stdout)
+        var prog: Progress? = nil, current = ""
+        let result = try runner.run(progress: { name, done, total, broken in
+            if name != current { prog?.finish(); prog = Progress(total: total, label: name); current = name }
+            prog?.update(done, extra: "broken \(broken)")
+        }, checkpoint: { s in
+            if let p = state { try writeJSON(s, to: p) }
+        })
+        prog?.finish()
+        return result
     }
-    fflush(stdout)
 
-    let t0 = Date()
-    var prog: Progress? = nil, current = ""
-    let result = try runner.run(progress: { name, done, total, broken in
-        if name != current { prog?.finish(); prog = Progress(total: total, label: name); current = name }
-        prog?.update(done, extra: "broken \(broken)")
-    }, checkpoint: { s in
-        if let p = output.state { try writeJSON(s, to: p) }
-    })
-    prog?.finish()
-
-    var flags: [MaskingFlag] = []
-    if !output.noChecks {
-        let correct = (0..<d.count).filter { result.cleanPredictions[$0] == d.labels[$0] }
-        let whiteBox = config.attacks.contains { $0 != .square }
-        if let f = MaskingChecks.blackBoxBreaks(result, whiteBoxRan: whiteBox) { flags.append(f) }
-        flags.append(try MaskingChecks.largeEpsilon(l.model, images: d.images, labels: d.labels, rows: Array(correct.prefix(32)),
-                                                    seed: config.seed, evalRuns: 1))
-        flags.append(try MaskingChecks.zeroGradients(l.model, images: d.images, labels: d.labels, rows: correct,
-                                                     batchSize: input.batchSize, seed: config.seed))
-        flags.append(try MaskingChecks.randomness(l.model, images: d.images.rows(0, min(d.count, 16)), seed: config.seed))
+    /// The per-example CSV and the final points with their labels.
+    func writeFiles(_ result: AutoAttackResult) throws {
+        if let p = perExample {
+            var s = "index,label,clean_prediction,broken_by,adversarial_prediction\n"
+            for i in 0..<result.n {
+                let by = result.cleanPredictions[i] != result.labels[i] ? "clean" : (result.brokenBy[i] ?? "none")
+                s += "\(i),\(result.labels[i]),\(result.cleanPredictions[i]),\(by),\(result.adversarialPredictions[i])\n"
+            }
+            try AtomicFile.write(s, to: p)
+        }
+        if let p = saveAdversarials {
+            try NpyArray.write(result.adversarials, to: p)
+            try NpyArray.write(result.labels, to: labelsPath(p))
+            print("adversarials → \(p) (labels → \(labelsPath(p)))")
+        }
     }
-    let secs = Date().timeIntervalSince(t0)
+}
 
-    let n = Double(d.count)
-    var rows: [EnsembleReport.PerAttack] = []
-    for f in result.perAttack {
-        rows.append(.init(name: f.name, robust_accuracy: Double(f.robust) / n,
-                          broken: result.brokenBy.filter { $0 == f.name }.count, seconds: f.seconds))
-    }
+/// Prints the clean row and the robust accuracy after each attack; returns the rows for JSON.
+func printAttackTable(_ result: AutoAttackResult) -> [EnsembleReport.PerAttack] {
+    let n = Double(result.n)
     func pad(_ s: String, _ w: Int, left: Bool = false) -> String {
         let p = String(repeating: " ", count: max(w - s.count, 0))
         return left ? s + p : p + s
+    }
+    let rows = result.perAttack.map { f in
+        EnsembleReport.PerAttack(name: f.name, robust_accuracy: Double(f.robust) / n,
+                                 broken: result.brokenBy.filter { $0 == f.name }.count, seconds: f.seconds)
     }
     print(pad("", 20, left: true) + pad("robust accuracy", 16) + pad("broken", 8) + pad("seconds", 10))
     print(pad("clean", 20, left: true) + pad(String(format: "%.2f %%", 100 * result.cleanAccuracy), 16))
@@ -156,36 +155,68 @@ func runEnsemble(command: String, config: AutoAttackConfig, model: ModelOptions,
         print(pad("after \(r.name)", 20, left: true) + pad(String(format: "%.2f %%", 100 * r.robust_accuracy), 16)
               + pad(String(r.broken), 8) + pad(String(format: "%.1f", r.seconds), 10))
     }
+    return rows
+}
+
+/// Runs the configured ensemble on `classifier` (the loaded model, or a defense around it) and reports it.
+func runEnsemble(command: String, config: AutoAttackConfig, model: ModelOptions, input: InputOptions,
+                 output: EnsembleOutputOptions, runtime: RuntimeOptions,
+                 wrap: ((LoadedModel) throws -> (Classifier, String))? = nil, evalRuns: Int = 1) throws {
+    runtime.apply()
+    try output.checkWritable()
+    let l = try model.load()
+    let d = try input.load(classes: l.model.numClasses, metadata: l.metadata)
+    guard d.count > 0 else { throw ValidationError("no images selected (check --limit / --offset)") }
+    try config.validate(classes: l.model.numClasses)
+    let (classifier, defenseNote) = try wrap?(l) ?? (l.model, "")
+    var settings = ["seed": String(config.seed)]
+    if let s = String(data: try JSONEncoder.sorted.encode(config), encoding: .utf8) { settings["settings"] = s }
+    if !defenseNote.isEmpty { settings["defense"] = defenseNote; settings["eval_runs"] = String(evalRuns) }
+    let fp = runFingerprint(command: command, modelPath: l.path, data: d, settings: settings)
+    let runner = try AutoAttackRunner(model: classifier, config: config, images: d.images, labels: d.labels,
+                                      batchSize: input.batchSize, evalRuns: evalRuns, fingerprint: fp, resume: try output.loadState())
+
+    for n in d.notes { print(n) }
+    print("model:   \(l.path) (\(l.model.config.archName)); gradient \(classifier.gradientDescription)")
+    if !defenseNote.isEmpty { print("defense: \(defenseNote)\(classifier.isStochastic ? "; robust only if correct in all \(evalRuns) evaluation runs" : "")") }
+    print("data:    \(d.name), \(d.count) images")
+    var shown = config
+    shown.targetClasses = config.targets(classes: l.model.numClasses)
+    print("attacks: \(shown.summary); seed \(config.seed)")
+
+    let t0 = Date()
+    let result = try output.run(runner)
+    var flags: [MaskingFlag] = []
+    if !output.noChecks {
+        let correct = (0..<d.count).filter { result.cleanPredictions[$0] == d.labels[$0] }
+        let whiteBox = config.attacks.contains { $0 != .square }
+        if let f = MaskingChecks.blackBoxBreaks(result, whiteBoxRan: whiteBox) { flags.append(f) }
+        flags.append(try MaskingChecks.largeEpsilon(classifier, images: d.images, labels: d.labels, rows: Array(correct.prefix(32)),
+                                                    seed: config.seed, evalRuns: 1))
+        flags.append(try MaskingChecks.zeroGradients(classifier, images: d.images, labels: d.labels, rows: correct,
+                                                     batchSize: input.batchSize, seed: config.seed))
+        flags.append(try MaskingChecks.randomness(classifier, images: d.images.rows(0, min(d.count, 16)), seed: config.seed))
+    }
+    let secs = Date().timeIntervalSince(t0)
+    let rows = printAttackTable(result)
     print(String(format: "robust accuracy: %.2f%% (per-example worst case over %@)", 100 * result.robustAccuracy,
                  config.attacks.map(\.rawValue).joined(separator: ", ") as NSString))
     for f in flags where f.triggered { print("FLAG \(f.name): \(f.detail)") }
     if !flags.isEmpty && !flags.contains(where: \.triggered) { print("masking checks: none triggered (\(flags.map(\.name).joined(separator: ", ")))") }
     print(String(format: "time: %.1f s", secs))
-
-    if let p = output.perExample {
-        var s = "index,label,clean_prediction,broken_by,adversarial_prediction\n"
-        for i in 0..<result.n {
-            let by = result.cleanPredictions[i] != result.labels[i] ? "clean" : (result.brokenBy[i] ?? "none")
-            s += "\(i),\(result.labels[i]),\(result.cleanPredictions[i]),\(by),\(result.adversarialPredictions[i])\n"
-        }
-        try AtomicFile.write(s, to: p)
-    }
-    if let p = output.saveAdversarials {
-        try NpyArray.write(result.adversarials, to: p)
-        try NpyArray.write(result.labels, to: output.labelsPath(p))
-        print("adversarials → \(p) (labels → \(output.labelsPath(p)))")
-    }
+    try output.writeFiles(result)
     if let j = output.json {
         let threat = config.norm == .linf ? "Linf" : "L2"
         let rb = EnsembleReport.RobustBench(clean_acc: result.cleanAccuracy, autoattack_acc: result.robustAccuracy, eps: Double(config.epsilon),
                                             threat_model: threat, dataset: d.name, architecture: l.model.config.archName,
-                                            number_forward_passes: l.model.isStochastic ? nil : 1)
+                                            number_forward_passes: classifier.isStochastic ? nil : 1)
         try writeJSON(EnsembleReport(command: command, model: l.path, data: d.name, n: d.count, clean_accuracy: result.cleanAccuracy,
                                      robust_accuracy: result.robustAccuracy, per_attack: rows, eps: Double(config.epsilon),
                                      norm: config.norm.rawValue, version: config.version.rawValue, attacks: config.attacks.map(\.rawValue),
                                      n_iter: config.iterations, n_queries: config.queries, n_target_classes: config.targets(classes: l.model.numClasses),
-                                     restarts: config.restarts, eot: config.eot, seed: config.seed, gradient: l.model.gradientDescription,
-                                     flags: flags, robustbench: rb, seconds: secs), to: j)
+                                     restarts: config.restarts, eot: config.eot, seed: config.seed, gradient: classifier.gradientDescription,
+                                     flags: flags, robustbench: rb, seconds: secs, defense: defenseNote.isEmpty ? nil : defenseNote,
+                                     eval_runs: defenseNote.isEmpty ? nil : evalRuns), to: j)
     }
 }
 

@@ -130,8 +130,12 @@ final class CLIAnalysisTests: XCTestCase {
         XCTAssertThrowsError(try Defend.parse(["--model", m, "--chains", "0", "--limit", "2"]).run()) {
             XCTAssertTrue(self.message($0).contains("--chains must be ≥ 1"), self.message($0))
         }
-        XCTAssertThrowsError(try Defend.parse(["--model", m, "--sgld-steps=-1", "--limit", "2"]).run()) {
-            XCTAssertTrue(self.message($0).contains("--sgld-steps must be ≥ 0"), self.message($0))
+        for (args, text) in [(["--sgld-steps=-1"], "--sgld-steps must be ≥ 0"), (["--eot", "0"], "--eot must be ≥ 1"),
+                             (["--eval-runs", "0"], "--eval-runs must be ≥ 1"), (["--attack-sgld-steps", "11"], "--attack-sgld-steps must be in 0...10"),
+                             (["--attacks", "apgd-ce,pgd"], "unknown attack 'pgd'"), (["--n-queries", "0"], "--n-queries must be ≥ 1")] {
+            XCTAssertThrowsError(try Defend.parse(["--model", m, "--limit", "2"] + args).validate()) {
+                XCTAssertTrue(self.message($0).contains(text), self.message($0))
+            }
         }
     }
 }

@@ -87,6 +87,52 @@ final class DefenseTests: XCTestCase {
         XCTAssertLessThan(err / max(fd.maxAbs, 1e-6), 0.05, "HVP vs finite differences of the gradient")
     }
 
+    /// The real network (LeakyReLU 0.2), batch norm off and on (inference statistics). Finite
+    /// differences of its gradient jump at every kink a step crosses, so the check differentiates
+    /// only continuous functions: J·u by central differences of the logits, v = (diag p − ppᵀ)J·u,
+    /// then Jᵀv by central differences of vᵀz(x) along every input coordinate. For a piecewise
+    /// linear network this is the Hessian of log p(x) = logsumexp f(x) almost everywhere.
+    func testHessianVectorProductOfTheRealNetwork() throws {
+        for norm in NormKind.allCases {
+            let m = try WideResNet(config: WRNConfig(depth: 10, width: 1, inChannels: 1, numClasses: 3, norm: norm))
+            m.initialize(seed: 4)
+            if norm == .batch {
+                // Non-trivial inference statistics: one training-mode pass over random data.
+                var r = SeededRandom(seed: 8)
+                let xb = Tensor(shape: [16, 1, 8, 8]); r.fillUniform(xb, lo: 0, hi: 1)
+                _ = try m.forward(Variable(xb), training: true, tape: nil)
+            }
+            let x = input(2)
+            var rng = SeededRandom(seed: 3)
+            let u = Tensor(shape: x.shape); rng.fillNormal(u)
+            let hu = try m.logDensityHVP(x, u)
+            let eps: Float = 3e-4
+            let xp = x.copy(), xm = x.copy()
+            for i in 0..<x.count { xp[i] += eps * u[i]; xm[i] -= eps * u[i] }
+            let zp = try m.logits(xp), zm = try m.logits(xm), z = try m.logits(x)
+            let p = Losses.softmax(z), k = z.shape[1]
+            let v = Tensor(shape: z.shape)
+            for r in 0..<2 {
+                var dot: Float = 0
+                let ju = (0..<k).map { (zp[r * k + $0] - zm[r * k + $0]) / (2 * eps) }
+                for j in 0..<k { dot += p[r * k + j] * ju[j] }
+                for j in 0..<k { v[r * k + j] = p[r * k + j] * (ju[j] - dot) }
+            }
+            let fd = Tensor(shape: x.shape)
+            let h: Float = 3e-4
+            for i in 0..<x.count {
+                let a = x.copy(), b = x.copy()
+                a[i] += h; b[i] -= h
+                let za = try m.logits(a), zb = try m.logits(b)
+                var s: Float = 0
+                for j in 0..<v.count { s += v[j] * (za[j] - zb[j]) }
+                fd[i] = s / (2 * h)
+            }
+            XCTAssertGreaterThan(fd.maxAbs, 1e-6)
+            XCTAssertLessThan(relErr(hu, fd), 0.05, "HVP vs finite differences, norm \(norm)")
+        }
+    }
+
     func testFullChainGradientMatchesFiniteDifferences() throws {
         let m = try model(leak: 1), x = input(2)
         // Large steps so the chain's Jacobian is far from the identity (BPDA would fail this).

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The AutoAttack peer comparison on the bundled models (first 500 test images, 2 threads), one
+# configuration after another; a configuration whose JSON exists is skipped, so re-running resumes.
+# Results: docs/results/autoattack_compare_<model>_<norm>.json. Needs scripts/setup_torch_venv.sh
+# and a release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-500}
+for cfg in ${CONFIGS:-baseline:linf jem:linf jem-k10:linf baseline:l2 jem:l2 jem-k10:l2}; do
+    m=${cfg%%:*}; norm=${cfg##*:}
+    file=$m-fmnist.safetensors
+    out=docs/results/autoattack_compare_${m//-/_}_$norm.json
+    [ -f "$out" ] && { echo "skip $out"; continue; }
+    echo "== $m $norm ($(date +%T))"
+    venv/bin/python scripts/compare_autoattack.py --model Sources/robust-eval/Models/$file --n "$N" --norm "$norm" --json "$out"
+done
