@@ -154,6 +154,15 @@ final class AutoAttackTests: XCTestCase {
         }
     }
 
+    func testSquareScheduleOfP() {
+        // p_init at queries 0...10, halved after 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000.
+        let c = SquareConfig()
+        let expect: [(Int, Float)] = [(0, 0.8), (10, 0.8), (11, 0.4), (50, 0.4), (51, 0.2), (200, 0.2), (201, 0.1),
+                                      (501, 0.05), (1001, 0.025), (2001, 0.0125), (4001, 0.00625), (6001, 0.003125),
+                                      (8000, 0.003125), (8001, 0.0015625), (9999, 0.0015625)]
+        for (i, p) in expect { XCTAssertEqual(c.p(at: i), p, accuracy: 1e-9, "query \(i)") }
+    }
+
     func testSquareStaysInTheBallAndTheBox() throws {
         var rng = SeededRandom(seed: 3)
         let d = 3 * 10 * 10

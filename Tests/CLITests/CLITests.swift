@@ -206,6 +206,14 @@ final class CLIAutoAttackTests: XCTestCase {
         XCTAssertEqual(ev["accuracy"] as! Double, report["robust_accuracy"] as! Double, accuracy: 1e-12)
         // Another model with the same state file: refused, naming what differs.
         assertFails(try AutoAttackCommand.parse(["--model", b, "--state", state] + common).run(), "--state was written by a different run")
+        // The single-attack commands run through the same outputs.
+        for (cmd, args) in [("apgd", ["--steps", "2", "--targeted", "--n-target-classes", "1"]), ("square", ["--n-queries", "3"])] {
+            let j = d + "/\(cmd).json"
+            if cmd == "apgd" { try APGDCommand.parse(["--model", a, "--limit", "4", "--json", j, "--no-checks"] + args).run() }
+            else { try SquareCommand.parse(["--model", a, "--limit", "4", "--json", j, "--no-checks"] + args).run() }
+            let r = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: j))) as! [String: Any]
+            XCTAssertEqual((r["per_attack"] as! [[String: Any]]).map { $0["name"] as! String }, [cmd == "apgd" ? "apgd-t" : "square"])
+        }
         // Unwritable outputs are refused before any work.
         assertFails(try AutoAttackCommand.parse(["--model", a, "--json", "/nonexistent-dir/x.json"] + common).run(), "/nonexistent-dir")
     }
