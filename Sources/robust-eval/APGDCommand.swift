@@ -11,8 +11,7 @@ struct APGDCommand: ParsableCommand {
         discussion: "Defaults follow AutoAttack: 100 steps, 1 restart, step size starting at 2ε and halved at the checkpoints. Same data, model and output flags as autoattack.")
     @OptionGroup var model: ModelOptions
     @OptionGroup var input: InputOptions
-    @Option(name: .long, help: "Threat model: linf or l2.") var norm: ThreatNorm = .linf
-    @Option(name: .long, help: "ε, a fraction (8/255) or a decimal. Default: 8/255 (L∞), 0.5 (L2).") var eps: String?
+    @OptionGroup var threat: ThreatOptions
     @Option(name: .long, help: "Steps (default 100).") var steps: Int = 100
     @Option(name: .long, help: "Restarts (only on points still robust).") var restarts: Int = 1
     @Option(name: .long, help: "Loss: ce or dlr.") var loss: APGDLoss = .ce
@@ -23,7 +22,7 @@ struct APGDCommand: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
-        _ = try parseEpsilon(eps, norm: norm)
+        _ = try threat.epsilon()
         guard steps >= 1 else { throw ValidationError("--steps must be ≥ 1, got \(steps)") }
         guard restarts >= 1 else { throw ValidationError("--restarts must be ≥ 1, got \(restarts)") }
         guard eot >= 1 else { throw ValidationError("--eot must be ≥ 1, got \(eot)") }
@@ -35,7 +34,7 @@ struct APGDCommand: ParsableCommand {
 
     func run() throws {
         var c = AutoAttackConfig()
-        c.version = .custom; c.norm = norm; c.epsilon = try parseEpsilon(eps, norm: norm)
+        c.version = .custom; c.norm = threat.norm; c.epsilon = try threat.epsilon()
         c.attacks = [targeted ? .apgdT : (loss == .dlr ? .apgdDLR : .apgdCE)]
         c.iterations = steps; c.restarts = restarts; c.targetClasses = nTargetClasses; c.eot = eot; c.seed = runtime.seed
         try runEnsemble(command: "apgd", config: c, model: model, input: input, output: output, runtime: runtime)

@@ -15,8 +15,7 @@ struct AutoAttackCommand: ParsableCommand {
     @OptionGroup var input: InputOptions
     @Option(name: .long, help: "standard (APGD-CE, APGD-T, FAB-T, Square) or rand (APGD-CE, APGD-DLR with EOT 20).") var version: AutoAttackVersion = .standard
     @Option(name: .long, help: "Comma-separated subset, in order: apgd-ce, apgd-t, fab-t, square, apgd-dlr.") var attacks: String?
-    @Option(name: .long, help: "Threat model: linf or l2.") var norm: ThreatNorm = .linf
-    @Option(name: .long, help: "ε, a fraction (8/255) or a decimal. Default: 8/255 (L∞), 0.5 (L2).") var eps: String?
+    @OptionGroup var threat: ThreatOptions
     @Option(name: .long, help: "Iterations of APGD and FAB (default 100).") var nIter: Int = 100
     @Option(name: .long, help: "Square's query budget (default 5000).") var nQueries: Int = 5000
     @Option(name: .long, help: "Target classes of APGD-T and FAB-T (default 9, at most classes − 1).") var nTargetClasses: Int?
@@ -29,7 +28,7 @@ struct AutoAttackCommand: ParsableCommand {
 
     func validate() throws {
         if version == .custom { throw ValidationError("--version must be standard or rand, got custom") }
-        _ = try parseEpsilon(eps, norm: norm)
+        _ = try threat.epsilon()
         _ = try parseAttackList(attacks)
         guard nIter >= 1 else { throw ValidationError("--n-iter must be ≥ 1, got \(nIter)") }
         guard nQueries >= 1 else { throw ValidationError("--n-queries must be ≥ 1, got \(nQueries)") }
@@ -40,7 +39,7 @@ struct AutoAttackCommand: ParsableCommand {
     }
 
     func run() throws {
-        var c = AutoAttackConfig.version(version, norm: norm, epsilon: try parseEpsilon(eps, norm: norm))
+        var c = AutoAttackConfig.version(version, norm: threat.norm, epsilon: try threat.epsilon())
         if let list = try parseAttackList(attacks) { c.attacks = list }
         c.iterations = nIter; c.queries = nQueries; c.targetClasses = nTargetClasses; c.seed = runtime.seed
         if let eot { c.eot = eot }
@@ -65,16 +64,27 @@ func parseEpsilon(_ s: String?, norm: ThreatNorm) throws -> Float {
 
 /// Parses --attacks; nil when not given.
 func parseAttackList(_ s: String?) throws -> [AutoAttackComponent]? {
-    guard let s else { return nil }
-    let names = s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-    var out: [AutoAttackComponent] = []
-    for n in names {
-        guard let a = AutoAttackComponent(rawValue: n) else {
-            throw ValidationError("--attacks: unknown attack '\(n)'; expected some of \(AutoAttackComponent.allCases.map(\.rawValue).joined(separator: ", "))")
+    try s.map { try parseNameList($0, as: AutoAttackComponent.self) }
+}
+
+/// Parses a comma-separated --attacks list of distinct names, in order.
+func parseNameList<T: RawRepresentable & CaseIterable & Equatable>(_ s: String, as: T.Type) throws -> [T] where T.RawValue == String {
+    var out: [T] = []
+    for n in s.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) {
+        guard let a = T(rawValue: n) else {
+            throw ValidationError("--attacks: unknown attack '\(n)'; expected some of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard !out.contains(a) else { throw ValidationError("--attacks names '\(n)' twice") }
         out.append(a)
     }
     guard !out.isEmpty else { throw ValidationError("--attacks names no attack") }
     return out
+}
+
+/// The threat model flags of autoattack, apgd, square and defend.
+struct ThreatOptions: ParsableArguments {
+    @Option(name: .long, help: "Threat model: linf or l2.") var norm: ThreatNorm = .linf
+    @Option(name: .long, help: "ε, a fraction (8/255) or a decimal. Default: 8/255 (L∞), 0.5 (L2).") var eps: String?
+
+    func epsilon() throws -> Float { try parseEpsilon(eps, norm: norm) }
 }

@@ -88,8 +88,7 @@ struct Defend: ParsableCommand {
             """)
     @OptionGroup var model: ModelOptions
     @OptionGroup var input: InputOptions
-    @Option(name: .long, help: "Threat model: linf or l2.") var norm: ThreatNorm = .linf
-    @Option(name: .long, help: "ε, a fraction (8/255) or a decimal. Default: 8/255 (L∞), 0.5 (L2).") var eps: String?
+    @OptionGroup var threat: ThreatOptions
     @Option(name: .long, help: "APGD steps of the gradient attacks (AutoAttack's rand version: 100).") var steps: Int = 20
     @Option(name: .long, help: "Restarts of the gradient attacks.") var restarts: Int = 1
     @Option(name: .long, help: "Comma-separated, in order: apgd-ce, apgd-dlr, bpda, transfer, square (default: all).") var attacks: String?
@@ -102,20 +101,11 @@ struct Defend: ParsableCommand {
 
     func attackList() throws -> [DefenseAttack] {
         guard let attacks else { return DefenseAttack.allCases }
-        var out: [DefenseAttack] = []
-        for n in attacks.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) {
-            guard let a = DefenseAttack(rawValue: n) else {
-                throw ValidationError("--attacks: unknown attack '\(n)'; expected some of \(DefenseAttack.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            guard !out.contains(a) else { throw ValidationError("--attacks names '\(n)' twice") }
-            out.append(a)
-        }
-        guard !out.isEmpty else { throw ValidationError("--attacks names no attack") }
-        return out
+        return try parseNameList(attacks, as: DefenseAttack.self)
     }
 
     func validate() throws {
-        _ = try parseEpsilon(eps, norm: norm)
+        _ = try threat.epsilon()
         _ = try attackList()
         guard steps >= 1 else { throw ValidationError("--steps must be ≥ 1, got \(steps)") }
         guard restarts >= 1 else { throw ValidationError("--restarts must be ≥ 1, got \(restarts)") }
@@ -131,7 +121,7 @@ struct Defend: ParsableCommand {
     func run() throws {
         runtime.apply()
         try output.checkWritable()
-        let epsilon = try parseEpsilon(eps, norm: norm)
+        let epsilon = try threat.epsilon(), norm = threat.norm
         let list = try attackList()
         let evalRuns = defense.evalRunsFlag ?? 5
         let gradient = defense.gradientFlag ?? .full
@@ -149,7 +139,7 @@ struct Defend: ParsableCommand {
 
         func apgd(_ loss: APGDLoss) -> APGD {
             var c = APGDConfig()
-            c.norm = norm; c.epsilon = epsilon; c.steps = steps; c.restarts = restarts; c.eot = defense.eot; c.loss = loss
+            c.norm = threat.norm; c.epsilon = epsilon; c.steps = steps; c.restarts = restarts; c.eot = defense.eot; c.loss = loss
             return APGD(config: c)
         }
         var aa = AutoAttackConfig.version(.standard, norm: norm, epsilon: epsilon)
@@ -222,7 +212,7 @@ struct Defend: ParsableCommand {
             let rows = Array(robustRows.prefix(16))
             if !rows.isEmpty {
                 var c = APGDConfig()
-                c.norm = norm; c.epsilon = epsilon; c.steps = 2 * steps; c.eot = 2 * defense.eot
+                c.norm = threat.norm; c.epsilon = epsilon; c.steps = 2 * steps; c.eot = 2 * defense.eot
                 let inner = APGD(config: c)
                 let check: ExampleAttack = kAttack == sgldSteps ? inner : try Surrogate(name: "apgd-ce", classifier: crafting, attacks: [inner])
                 var streams = rows.map { ExampleStreams.stream(seed: runtime.seed, example: $0, purpose: "check/2x") }

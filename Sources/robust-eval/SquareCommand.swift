@@ -11,22 +11,21 @@ struct SquareCommand: ParsableCommand {
         discussion: "Defaults follow AutoAttack: 5000 queries, p_init 0.8, margin loss.")
     @OptionGroup var model: ModelOptions
     @OptionGroup var input: InputOptions
-    @Option(name: .long, help: "Threat model: linf or l2.") var norm: ThreatNorm = .linf
-    @Option(name: .long, help: "ε, a fraction (8/255) or a decimal. Default: 8/255 (L∞), 0.5 (L2).") var eps: String?
+    @OptionGroup var threat: ThreatOptions
     @Option(name: .long, help: "Query budget per image (default 5000).") var nQueries: Int = 5000
     @Option(name: .long, help: "Initial fraction of pixels a square covers (default 0.8).") var pInit: Float = 0.8
     @OptionGroup var output: EnsembleOutputOptions
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
-        _ = try parseEpsilon(eps, norm: norm)
+        _ = try threat.epsilon()
         guard nQueries >= 1 else { throw ValidationError("--n-queries must be ≥ 1, got \(nQueries)") }
         guard pInit > 0, pInit <= 1 else { throw ValidationError("--p-init must be in (0, 1], got \(pInit)") }
     }
 
     func run() throws {
         var c = AutoAttackConfig()
-        c.version = .custom; c.norm = norm; c.epsilon = try parseEpsilon(eps, norm: norm)
+        c.version = .custom; c.norm = threat.norm; c.epsilon = try threat.epsilon()
         c.attacks = [.square]; c.queries = nQueries; c.pInit = pInit; c.seed = runtime.seed
         try runEnsemble(command: "square", config: c, model: model, input: input, output: output, runtime: runtime)
     }
