@@ -122,11 +122,11 @@ final class Progress {
 
     init(total: Int, label: String) { self.total = total; self.label = label }
 
-    /// On a terminal, a line redrawn at most 4 times a second; otherwise a plain line about every 10 s.
+    /// On a terminal, a line redrawn at most 4 times a second; otherwise a plain line at the start,
+    /// about every 10 s, and at the end.
     func update(_ done: Int, extra: String = "") {
         let since = Date().timeIntervalSince(last)
-        guard tty ? (since > 0.25 || done == total) : since >= 10 else { return }
-        if !tty && last == .distantPast { last = Date(); return }
+        guard since > (tty ? 0.25 : 10) || done == total || last == .distantPast else { return }
         last = Date()
         let el = Date().timeIntervalSince(start)
         let rate = Double(done) / max(el, 1e-9)
