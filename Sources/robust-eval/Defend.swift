@@ -224,7 +224,7 @@ struct Defend: ParsableCommand {
                     for (j, r) in rows.enumerated() where p[j] != d.labels[r] { newly.insert(r) }
                 }
                 flags.append(MaskingFlag(name: "stronger_attack_helps", triggered: !newly.isEmpty,
-                                         detail: "APGD-CE with 2× steps and 2× EOT broke \(newly.count) of the first \(rows.count) robust points: robust accuracy is not converged"))
+                                         detail: "APGD-CE with 2× steps and 2× EOT broke \(newly.count) of the first \(rows.count) robust points" + (newly.isEmpty ? "" : ": robust accuracy is not converged")))
             }
         }
         let secs = Date().timeIntervalSince(t0)
