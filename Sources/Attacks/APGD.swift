@@ -200,8 +200,7 @@ public struct APGD: ExampleAttack {
         let xOld = xAdv.copy()
         var lossSteps = [[Float]](repeating: [Float](repeating: 0, count: m), count: config.steps)
         let checkpoints = config.checkpoints
-        let z1 = Tensor(shape: [1] + Array(x.shape.dropFirst()))
-        let x1 = Tensor(shape: [1] + Array(x.shape.dropFirst()))
+        let cand = Tensor(shape: x.shape)
 
         for i in 0..<config.steps {
             if active.isEmpty { break }
@@ -209,17 +208,16 @@ public struct APGD: ExampleAttack {
             for r in active {
                 let b = r * per
                 // z = P(x_k + η·dir(∇)); x_{k+1} = P(x_k + a(z − x_k) + (1 − a)(x_k − x_{k−1})).
-                z1.data.update(from: xAdv.data + b, count: per)
-                x1.data.update(from: x.data + b, count: per)
-                Projection.addStep(z1, row: 0, gradient: grad.rows(r, 1), stepSize: stepSize[r], norm: norm)
-                Projection.project(z1, row: 0, around: x1, norm: norm, epsilon: eps)
-                for t in 0..<per {
-                    let cur = xAdv.data[b + t]
-                    z1.data[t] = cur + a * (z1.data[t] - cur) + (1 - a) * (cur - xOld.data[b + t])
-                    xOld.data[b + t] = cur
+                (cand.data + b).update(from: xAdv.data + b, count: per)
+                Projection.addStep(cand, row: r, gradient: grad, stepSize: stepSize[r], norm: norm)
+                Projection.project(cand, row: r, around: x, norm: norm, epsilon: eps)
+                for t in b..<(b + per) {
+                    let cur = xAdv.data[t]
+                    cand.data[t] = cur + a * (cand.data[t] - cur) + (1 - a) * (cur - xOld.data[t])
+                    xOld.data[t] = cur
                 }
-                Projection.project(z1, row: 0, around: x1, norm: norm, epsilon: eps)
-                (xAdv.data + b).update(from: z1.data, count: per)
+                Projection.project(cand, row: r, around: x, norm: norm, epsilon: eps)
+                (xAdv.data + b).update(from: cand.data + b, count: per)
             }
             absorb(active, try evaluate(active), lossNow: &lossNow)
             for r in active {

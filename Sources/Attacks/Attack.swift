@@ -94,14 +94,15 @@ public enum Projection {
     @inline(__always)
     public static func addStep(_ adv: Tensor, row r: Int, gradient g: Tensor, stepSize a: Float, norm: ThreatNorm) {
         let per = adv.count / max(adv.shape[0], 1), b = r * per
+        let g = g.data + b
         switch norm {
         case .linf:
-            for i in b..<(b + per) { let v = g.data[i]; adv.data[i] += v > 0 ? a : (v < 0 ? -a : 0) }
+            for i in 0..<per { let v = g[i]; adv.data[b + i] += v > 0 ? a : (v < 0 ? -a : 0) }
         case .l2:
             var s: Float = 0
-            for i in b..<(b + per) { s += g.data[i] * g.data[i] }
+            for i in 0..<per { s += g[i] * g[i] }
             let f = a / max(s.squareRoot(), 1e-12)
-            for i in b..<(b + per) { adv.data[i] += g.data[i] * f }
+            for i in 0..<per { adv.data[b + i] += g[i] * f }
         }
     }
     /// Per-example perturbation norms ‖adv − x‖.
