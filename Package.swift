@@ -18,6 +18,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .target(
@@ -35,7 +36,10 @@ let package = Package(
             ]
         ),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
-        .target(name: "JEMCore", dependencies: ["CJEMKernels", "CZlib"]),
+        // ONNX's schema, generated once by scripts/gen_onnx_proto.sh (committed; not rebuilt by CI).
+        .target(name: "ONNXProto", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .target(name: "JEMCore", dependencies: ["CJEMKernels", "CZlib", "ONNXProto",
+                                           .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .target(name: "Attacks", dependencies: ["JEMCore"]),
         .target(name: "JEMRobust", dependencies: ["JEMCore", "Attacks"]),
         .executableTarget(

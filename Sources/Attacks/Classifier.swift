@@ -1,6 +1,7 @@
 // Classifier.swift: what an attack needs from a model: logits and input gradients of a function
 // of the logits, with the randomness of stochastic models (the SGLD defense) drawn from a seeded
-// generator the caller passes. A bare WideResNet is the deterministic case.
+// generator the caller passes. A bare network (`Network`: the Wide-ResNet or an imported ONNX
+// graph) is the deterministic case.
 import JEMCore
 
 public protocol Classifier: AnyObject {
@@ -15,12 +16,33 @@ public protocol Classifier: AnyObject {
     func inputGradient(_ x: Tensor, rng: inout SeededRandom, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor)
 }
 
-extension WideResNet: Classifier {
-    public var numClasses: Int { config.numClasses }
+/// A deterministic network attacked white-box: exact gradients by backpropagation.
+extension Classifier where Self: Network {
     public var gradientDescription: String { "exact (white-box backpropagation)" }
     public var isStochastic: Bool { false }
     public func logits(_ x: Tensor, rng: inout SeededRandom) throws -> Tensor { try logits(x) }
     public func inputGradient(_ x: Tensor, rng: inout SeededRandom, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
         try inputGradient(x, seed: seed)
+    }
+}
+
+extension WideResNet: Classifier {}
+extension GraphModel: Classifier {}
+
+/// Any network as a classifier (for code that holds it as `any Network`).
+public func classifier(_ network: any Network) -> any Classifier {
+    if let c = network as? any Classifier { return c }
+    return NetworkClassifier(network)
+}
+
+final class NetworkClassifier: Classifier {
+    let network: any Network
+    init(_ network: any Network) { self.network = network }
+    var numClasses: Int { network.numClasses }
+    var gradientDescription: String { "exact (white-box backpropagation)" }
+    var isStochastic: Bool { false }
+    func logits(_ x: Tensor, rng: inout SeededRandom) throws -> Tensor { try network.logits(x) }
+    func inputGradient(_ x: Tensor, rng: inout SeededRandom, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
+        try network.inputGradient(x, seed: seed)
     }
 }

@@ -1,13 +1,64 @@
-// JEMViews.swift: the classifier read as an energy model. f(x) are the logits;
+// JEMViews.swift: any classifier read as an energy model. f(x) are the logits;
 // p(y|x) = softmax f(x); log p(x) = logsumexp_y f(x)[y] − log Z; E(x) = −logsumexp f(x);
 // E(x, y) = −f(x)[y]. Every view takes pixels in [0, 1] and runs the model in eval mode.
 
-extension WideResNet {
+/// What every command needs from a classifier: logits, input gradients and the Hessian–vector
+/// product of the log density. The hand-written Wide-ResNet (which also trains) and the ONNX graph
+/// executor both provide it; everything else (SGLD, attacks, the defense, OOD scores) is written
+/// once against this protocol.
+public protocol Network: AnyObject {
+    var numClasses: Int { get }
+    var inputChannels: Int { get }
+    /// Per-channel scale of the space SGLD steps in: the model's input std (its normalisation);
+    /// all ones for a model whose normalisation, if any, is inside an imported graph.
+    var inputScale: [Float] { get }
+    /// E.g. "wrn-10-2" or "onnx: resnet18.onnx (54 nodes)".
+    var architectureName: String { get }
+    var parameterCount: Int { get }
+    /// Logits (N, K) of pixels x (N, C, H, W) in [0, 1], no gradient work.
+    func logits(_ x: Tensor) throws -> Tensor
+    /// The gradient with respect to the input of a scalar function of the logits.
+    /// - Parameters:
+    ///   - seed: given the logits, returns d(objective)/d(logits), (N, K).
+    /// - Returns: the logits and d(objective)/dx, (N, C, H, W). No weight-gradient work is done.
+    func inputGradient(_ x: Tensor, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor)
+    /// Hessian–vector product of Σₙ logsumexp f(xₙ) with respect to x, applied to u (per example).
+    func logDensityHVP(_ x: Tensor, _ u: Tensor) throws -> Tensor
+}
+
+extension WideResNet: Network {
+    public var numClasses: Int { config.numClasses }
+    public var inputChannels: Int { config.inChannels }
+    public var inputScale: [Float] { config.inputStd }
+    public var architectureName: String { config.archName }
+
     /// Logits of a batch, no gradient work.
     public func logits(_ x: Tensor) throws -> Tensor {
         try forward(Variable(x), training: false, tape: nil).value
     }
 
+    public func inputGradient(_ x: Tensor, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
+        let tape = Tape(parameterGradients: false)
+        let input = Variable(x, requiresGrad: true)
+        let out = try forward(input, training: false, tape: tape)
+        let dlogits = try seed(out.value)
+        try tape.backward(from: out, seed: dlogits)
+        return (out.value, input.grad ?? Tensor(shape: x.shape))
+    }
+
+    /// One training pass: forward in the given mode, seed from the logits, backward into the
+    /// parameter gradients (which the caller zeroes). Returns the logits.
+    public func accumulateParameterGradients(_ x: Tensor, training: Bool, seed: (Tensor) throws -> Tensor) throws -> Tensor {
+        let tape = Tape(parameterGradients: true)
+        let out = try forward(Variable(x), training: training, tape: tape)
+        try tape.backward(from: out, seed: try seed(out.value))
+        return out.value
+    }
+
+    public func zeroGradients() { for p in trainableParameters { p.zeroGrad() } }
+}
+
+extension Network {
     /// Logits in batches of at most `batchSize` rows (bounded memory for whole data sets).
     public func logits(_ x: Tensor, batchSize: Int) throws -> Tensor {
         let n = x.shape[0]
@@ -36,20 +87,6 @@ extension WideResNet {
         return labels.enumerated().map { -z.data[$0.offset * k + $0.element] }
     }
 
-    /// The gradient with respect to the input of a scalar function of the logits.
-    /// - Parameters:
-    ///   - x: pixels (N, C, H, W).
-    ///   - seed: given the logits, returns d(objective)/d(logits), (N, K).
-    /// - Returns: the logits and d(objective)/dx, (N, C, H, W). No weight-gradient work is done.
-    public func inputGradient(_ x: Tensor, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
-        let tape = Tape(parameterGradients: false)
-        let input = Variable(x, requiresGrad: true)
-        let out = try forward(input, training: false, tape: tape)
-        let dlogits = try seed(out.value)
-        try tape.backward(from: out, seed: dlogits)
-        return (out.value, input.grad ?? Tensor(shape: x.shape))
-    }
-
     /// ∇ₓ Σₙ logsumexp f(xₙ): the score used by SGLD and the approximate-mass OOD score.
     public func logDensityGradient(_ x: Tensor) throws -> (logits: Tensor, gradient: Tensor) {
         try inputGradient(x) { z in
@@ -68,14 +105,16 @@ extension WideResNet {
         }
     }
 
-    /// One training pass: forward in the given mode, seed from the logits, backward into the
-    /// parameter gradients (which the caller zeroes). Returns the logits.
-    public func accumulateParameterGradients(_ x: Tensor, training: Bool, seed: (Tensor) throws -> Tensor) throws -> Tensor {
-        let tape = Tape(parameterGradients: true)
-        let out = try forward(Variable(x), training: training, tape: tape)
-        try tape.backward(from: out, seed: try seed(out.value))
-        return out.value
+    /// The second factor of ∇²ₓ logsumexp f · u at the logits: (diag p − p pᵀ)·(J u), p = softmax f.
+    public static func logsumexpCurvature(logits z: Tensor, tangent ju: Tensor) -> Tensor {
+        let p = Losses.softmax(z)
+        let k = z.shape[1]
+        let w = Tensor(shape: z.shape)
+        for i in 0..<z.shape[0] {
+            var dotp: Float = 0
+            for j in 0..<k { dotp += p.data[i * k + j] * ju.data[i * k + j] }
+            for j in 0..<k { w.data[i * k + j] = p.data[i * k + j] * (ju.data[i * k + j] - dotp) }
+        }
+        return w
     }
-
-    public func zeroGradients() { for p in trainableParameters { p.zeroGrad() } }
 }

@@ -32,16 +32,16 @@ public enum SGLD {
     /// - Parameters:
     ///   - labels: if given, samples from p(x|y) ∝ exp f(x)[y] instead of p(x).
     ///   - rng: the noise source.
-    public static func run(_ model: WideResNet, _ x: Tensor, config: SGLDConfig, labels: [Int]? = nil,
+    public static func run(_ model: any Network, _ x: Tensor, config: SGLDConfig, labels: [Int]? = nil,
                            rng: inout SeededRandom) throws {
         let noise = Tensor(shape: x.shape)
         for _ in 0..<config.steps { try step(model, x, config: config, labels: labels, noise: noise, rng: &rng) }
     }
 
     /// One Langevin step on x in place; `noise` is scratch space of x's shape.
-    public static func step(_ model: WideResNet, _ x: Tensor, config: SGLDConfig, labels: [Int]? = nil,
+    public static func step(_ model: any Network, _ x: Tensor, config: SGLDConfig, labels: [Int]? = nil,
                             noise: Tensor, rng: inout SeededRandom) throws {
-        let c = model.config
+        let scale = model.inputScale
         let n = x.shape[0], ch = x.shape[1], hw = x.shape[2] * x.shape[3]
         let (_, g) = try model.inputGradient(x) { z in
             let d = Tensor(shape: z.shape)
@@ -56,7 +56,7 @@ public enum SGLD {
         if config.noise > 0 { rng.fillNormal(noise, std: config.noise) }
         for i in 0..<n {
             for k in 0..<ch {
-                let s = c.inputStd[k]
+                let s = scale[k]
                 let base = (i * ch + k) * hw
                 for j in base..<(base + hw) {
                     var gu = s * g.data[j]               // ∇ᵤ = std · ∇ₓ

@@ -72,14 +72,7 @@ extension WideResNet {
     /// Hessian–vector product of Σₙ logsumexp f(xₙ) with respect to x, applied to u (per example).
     public func logDensityHVP(_ x: Tensor, _ u: Tensor) throws -> Tensor {
         let (z, ju) = try jvp(x, u)
-        let p = Losses.softmax(z)
-        let k = z.shape[1]
-        let w = Tensor(shape: z.shape)
-        for i in 0..<z.shape[0] {
-            var dotp: Float = 0
-            for j in 0..<k { dotp += p.data[i * k + j] * ju.data[i * k + j] }
-            for j in 0..<k { w.data[i * k + j] = p.data[i * k + j] * (ju.data[i * k + j] - dotp) }
-        }
+        let w = Self.logsumexpCurvature(logits: z, tangent: ju)
         return try inputGradient(x) { _ in w }.gradient
     }
 }

@@ -54,7 +54,7 @@ public struct DetectionMetrics: Codable, Sendable {
 
 public enum OOD {
     /// Scores of every image, in batches.
-    public static func scores(_ model: WideResNet, _ x: Tensor, score: OODScore, batchSize: Int = 256) throws -> [Float] {
+    public static func scores(_ model: any Network, _ x: Tensor, score: OODScore, batchSize: Int = 256) throws -> [Float] {
         var out: [Float] = []
         var s = 0
         while s < x.shape[0] {
@@ -71,7 +71,7 @@ public enum OOD {
                 out += (0..<m).map { i in
                     var ss: Double = 0
                     for j in 0..<per {
-                        let v = Double(g.data[i * per + j] * model.config.inputStd[(j / hw) % c])
+                        let v = Double(g.data[i * per + j] * model.inputScale[(j / hw) % c])
                         ss += v * v
                     }
                     return -Float(ss.squareRoot())

@@ -53,15 +53,15 @@ public struct DefenseConfig: Codable, Equatable, Sendable {
 }
 
 public final class SGLDDefense: Classifier {
-    public let model: WideResNet
+    public let model: any Network
     public let config: DefenseConfig
 
-    public init(model: WideResNet, config: DefenseConfig) throws {
+    public init(model: any Network, config: DefenseConfig) throws {
         try config.validate()
         self.model = model; self.config = config
     }
 
-    public var numClasses: Int { model.config.numClasses }
+    public var numClasses: Int { model.numClasses }
     public var isStochastic: Bool { config.initNoise > 0 || (config.steps > 0 && config.noise > 0) }
     public var gradientDescription: String {
         let eot = config.eot > 1 ? ", EOT over \(config.eot) draws" : ""
@@ -82,7 +82,7 @@ public final class SGLDDefense: Classifier {
             let noise = Tensor(shape: out.shape)
             rng.fillNormal(noise, std: config.initNoise)
             let hw = x.shape[2] * x.shape[3], ch = x.shape[1]
-            for i in 0..<out.count { out.data[i] += model.config.inputStd[(i / hw) % ch] * noise.data[i] }
+            for i in 0..<out.count { out.data[i] += model.inputScale[(i / hw) % ch] * noise.data[i] }
         }
         return out
     }
@@ -177,7 +177,7 @@ public final class SGLDDefense: Classifier {
             return chainSpread(try seed(m))
         }
         let ch = x.shape[1], hw = x.shape[2] * x.shape[3]
-        let s2 = model.config.inputStd.map { config.stepSize * $0 * $0 }
+        let s2 = model.inputScale.map { config.stepSize * $0 * $0 }
         let u = Tensor(shape: v.shape)
         for xkPrev in trajectory.reversed() {
             for i in 0..<u.count { u.data[i] = s2[(i / hw) % ch] * v.data[i] }

@@ -133,6 +133,37 @@ void jem_softmax_xent_forward(float* loss, const float* logits, const int* label
 void jem_softmax_xent_backward(float* dlogits, const float* dloss, const float* logits,
                                const int* labels, int N, int K);
 
+
+// ---- graph executor (graph_ops.c) ------------------------------------------------------------
+/// Direct convolution with groups (C and OC divisible by groups; weight (OC, C/groups, KH, KW)),
+/// strides (sh, sw), leading pads (ph, pw; the trailing pads are implied by OH, OW) and dilations.
+void jem_conv2d_general_forward(float* out, const float* inp, const float* weight, const float* bias,
+                                int N, int C, int H, int W, int OC, int KH, int KW,
+                                int sh, int sw, int ph, int pw, int dh, int dw, int groups, int OH, int OW);
+/// Overwrites dinp (N,C,H,W) with the transpose of the convolution above applied to dout.
+void jem_conv2d_general_backward_input(float* dinp, const float* dout, const float* weight,
+                                       int N, int C, int H, int W, int OC, int KH, int KW,
+                                       int sh, int sw, int ph, int pw, int dh, int dw, int groups, int OH, int OW);
+/// Max pooling over NC planes of H×W, padding is −∞. backward routes dout to each window's first
+/// maximum (overwrites dinp); tangent gathers the input tangent at the same positions.
+void jem_maxpool_forward(float* out, const float* inp, int NC, int H, int W, int KH, int KW,
+                         int sh, int sw, int ph, int pw, int dh, int dw, int OH, int OW);
+void jem_maxpool_backward(float* dinp, const float* dout, const float* inp, int NC, int H, int W, int KH, int KW,
+                          int sh, int sw, int ph, int pw, int dh, int dw, int OH, int OW);
+void jem_maxpool_tangent(float* tout, const float* tinp, const float* inp, int NC, int H, int W, int KH, int KW,
+                         int sh, int sw, int ph, int pw, int dh, int dw, int OH, int OW);
+/// Average pooling; include_pad selects ONNX's count_include_pad. backward overwrites dinp.
+void jem_avgpool_forward(float* out, const float* inp, int NC, int H, int W, int KH, int KW,
+                         int sh, int sw, int ph, int pw, int include_pad, int OH, int OW);
+void jem_avgpool_backward(float* dinp, const float* dout, int NC, int H, int W, int KH, int KW,
+                          int sh, int sw, int ph, int pw, int include_pad, int OH, int OW);
+/// Smooth activations, kind 0 sigmoid, 1 tanh, 2 softplus: value; dinp = dout·f'(x); and the
+/// dual rule of Hessian–vector products, tdinp = tdout·f'(x) + dout·f''(x)·tinp.
+void jem_smooth_forward(float* out, const float* inp, int kind, size_t n);
+void jem_smooth_backward(float* dinp, const float* dout, const float* inp, int kind, size_t n);
+void jem_smooth_dual_backward(float* dinp, float* tdinp, const float* dout, const float* tdout,
+                              const float* inp, const float* tinp, int kind, size_t n);
+
 #ifdef __cplusplus
 }
 #endif
