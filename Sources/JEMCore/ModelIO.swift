@@ -14,11 +14,13 @@ public struct ModelOverrides: Sendable {
     public var inputMean: [Float]?
     public var inputStd: [Float]?
     public var leak: Float?
+    /// The graph output holding the logits (ONNX models with several outputs).
+    public var output: String?
 
     public init(arch: String? = nil, inChannels: Int? = nil, classes: Int? = nil, batchNorm: Bool? = nil,
-                inputMean: [Float]? = nil, inputStd: [Float]? = nil, leak: Float? = nil) {
+                inputMean: [Float]? = nil, inputStd: [Float]? = nil, leak: Float? = nil, output: String? = nil) {
         self.arch = arch; self.inChannels = inChannels; self.classes = classes; self.batchNorm = batchNorm
-        self.inputMean = inputMean; self.inputStd = inputStd; self.leak = leak
+        self.inputMean = inputMean; self.inputStd = inputStd; self.leak = leak; self.output = output
     }
 
     public var isEmpty: Bool {
@@ -28,9 +30,16 @@ public struct ModelOverrides: Sendable {
 
 /// A loaded model with where it came from.
 public struct LoadedModel {
-    public let model: WideResNet
+    public let model: any Network
     public let path: String
     public let metadata: [String: String]
+
+    public init(model: any Network, path: String, metadata: [String: String]) {
+        self.model = model; self.path = path; self.metadata = metadata
+    }
+
+    /// The Wide-ResNet, for what only it can do (training, its architecture metadata).
+    public var wideResNet: WideResNet? { model as? WideResNet }
 }
 
 public enum ModelIO {
@@ -107,8 +116,19 @@ public enum ModelIO {
         return c
     }
 
-    /// Loads a model file (safetensors).
+    /// Loads a model file: a Wide-ResNet JEM (.safetensors) or any CNN exported to ONNX (.onnx).
     public static func load(path: String, overrides: ModelOverrides = ModelOverrides()) throws -> LoadedModel {
+        if path.lowercased().hasSuffix(".onnx") {
+            let o = overrides
+            if o.arch != nil || o.inChannels != nil || o.classes != nil || o.batchNorm != nil || o.leak != nil {
+                throw JEMError.invalidArgument("\(path): --arch, --in-channels, --classes and --batch-norm describe a Wide-ResNet state dict; an ONNX graph states its own architecture")
+            }
+            let g = try GraphModel(path: path, output: o.output, inputMean: o.inputMean, inputStd: o.inputStd)
+            return LoadedModel(model: g, path: path, metadata: ["format": "onnx", "in_channels": "\(g.inputChannels)", "num_classes": "\(g.numClasses)"])
+        }
+        if overrides.output != nil {
+            throw JEMError.invalidArgument("--output names an ONNX graph output; \(path) is not an .onnx file")
+        }
         let file = try SafeTensorsFile(path: path)
         let config = try config(metadata: file.metadata, overrides: overrides, path: path)
         let model = try WideResNet(config: config)

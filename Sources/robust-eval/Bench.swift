@@ -56,7 +56,7 @@ struct Bench: ParsableCommand {
         for n in names where !known.contains(n) {
             throw ValidationError("--workload '\(n)' is unknown; expected one of \(known.joined(separator: ", "))")
         }
-        let m = try BundledModels.load("jem").model
+        let m = try BundledModels.load("jem").wideResNet!
         var rng = SeededRandom(seed: runtime.seed)
         func images(_ n: Int) -> Tensor { let x = Tensor(shape: [n, 1, 28, 28]); rng.fillUniform(x, lo: 0, hi: 1); return x }
         var rows: [BenchRow] = []

@@ -22,7 +22,7 @@ struct Calibrate: ParsableCommand {
         guard bins >= 1 else { throw ValidationError("--bins must be ≥ 1, got \(bins)") }
         let l = try model.load()
         let d = try input.load(classes: l.model.numClasses, metadata: l.metadata)
-        var clf: Classifier = l.model
+        var clf: Classifier = l.classifier
         var label = "bare model"
         if refine != "none" {
             guard let k = Int(refine), k >= 0 else { throw ValidationError("--refine must be 'none' or a step count ≥ 0, got '\(refine)'") }

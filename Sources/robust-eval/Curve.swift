@@ -88,7 +88,7 @@ struct Curve: ParsableCommand {
             if let k {
                 let def = try SGLDDefense(model: lm.model, config: try defense.config(steps: k))
                 clf = def; label = "\(name) + SGLD-\(k)"
-            } else { clf = lm.model; label = name }
+            } else { clf = lm.classifier; label = name }
             let ts = Date()
             let prog = Progress(total: epsList.count, label: label)
             let pts = try RobustnessCurve.run(clf, epsilons: epsList, template: template, images: d.images, labels: d.labels,

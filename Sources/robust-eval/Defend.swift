@@ -160,7 +160,7 @@ struct Defend: ParsableCommand {
                 components.append(try Surrogate(name: "bpda", classifier: bpdaView, attacks: [apgd(.ce)]))
                 gradients["bpda"] = bpdaView.gradientDescription; eots["bpda"] = defense.eot
             case .transfer:
-                components.append(try Surrogate(name: "transfer", classifier: l.model, attacks: aa.components(classes: l.model.numClasses)))
+                components.append(try Surrogate(name: "transfer", classifier: l.classifier, attacks: aa.components(classes: l.model.numClasses)))
                 gradients["transfer"] = "AutoAttack (standard) on the bare model"; eots["transfer"] = 1
             case .square:
                 components.append(Square(config: sq))
@@ -178,7 +178,7 @@ struct Defend: ParsableCommand {
                                           evalRuns: evalRuns, components: components, fingerprint: fp, resume: try output.loadState())
 
         for n in d.notes { print(n) }
-        print("model:    \(l.path) (\(l.model.config.archName))")
+        print("model:    \(l.path) (\(l.model.architectureName))")
         print("data:     \(d.name), \(d.count) images")
         print("defense:  \(dcfg.summary); evaluated \(evalRuns) times on every candidate point")
         let e = norm == .linf ? String(format: "%.4f (%.1f/255)", epsilon, epsilon * 255) : String(format: "%.4f", epsilon)

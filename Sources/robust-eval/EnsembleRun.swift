@@ -168,7 +168,7 @@ func runEnsemble(command: String, config: AutoAttackConfig, model: ModelOptions,
     let d = try input.load(classes: l.model.numClasses, metadata: l.metadata)
     guard d.count > 0 else { throw ValidationError("no images selected (check --limit / --offset)") }
     try config.validate(classes: l.model.numClasses)
-    let (classifier, defenseNote) = try wrap?(l) ?? (l.model, "")
+    let (classifier, defenseNote) = try wrap?(l) ?? (l.classifier, "")
     var settings = ["seed": String(config.seed)]
     if let s = String(data: try JSONEncoder.sorted.encode(config), encoding: .utf8) { settings["settings"] = s }
     if !defenseNote.isEmpty { settings["defense"] = defenseNote; settings["eval_runs"] = String(evalRuns) }
@@ -177,7 +177,7 @@ func runEnsemble(command: String, config: AutoAttackConfig, model: ModelOptions,
                                       batchSize: input.batchSize, evalRuns: evalRuns, fingerprint: fp, resume: try output.loadState())
 
     for n in d.notes { print(n) }
-    print("model:   \(l.path) (\(l.model.config.archName)); gradient \(classifier.gradientDescription)")
+    print("model:   \(l.path) (\(l.model.architectureName)); gradient \(classifier.gradientDescription)")
     if !defenseNote.isEmpty { print("defense: \(defenseNote)\(classifier.isStochastic ? "; robust only if correct in all \(evalRuns) evaluation runs" : "")") }
     print("data:    \(d.name), \(d.count) images")
     var shown = config
@@ -208,7 +208,7 @@ func runEnsemble(command: String, config: AutoAttackConfig, model: ModelOptions,
     if let j = output.json {
         let threat = config.norm == .linf ? "Linf" : "L2"
         let rb = EnsembleReport.RobustBench(clean_acc: result.cleanAccuracy, autoattack_acc: result.robustAccuracy, eps: Double(config.epsilon),
-                                            threat_model: threat, dataset: d.name, architecture: l.model.config.archName,
+                                            threat_model: threat, dataset: d.name, architecture: l.model.architectureName,
                                             number_forward_passes: classifier.isStochastic ? nil : 1)
         try writeJSON(EnsembleReport(command: command, model: l.path, data: d.name, n: d.count, clean_accuracy: result.cleanAccuracy,
                                      robust_accuracy: result.robustAccuracy, per_attack: rows, eps: Double(config.epsilon),

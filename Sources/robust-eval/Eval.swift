@@ -30,12 +30,12 @@ struct Eval: ParsableCommand {
         let d: Dataset
         if let images {
             guard let labels else { throw ValidationError("--images needs --labels to measure accuracy") }
-            d = try NpyImages.load(images: images, labels: labels, layout: data.layout.flatMap { NpyLayout(rawValue: $0) }, defaultClasses: m.config.numClasses)
+            d = try NpyImages.load(images: images, labels: labels, layout: data.layout.flatMap { NpyLayout(rawValue: $0) }, defaultClasses: m.numClasses)
         } else {
-            d = try adaptToModel(try data.load(defaultClasses: m.config.numClasses), metadata: l.metadata, padTo: data.padTo, toChannels: data.toChannels)
+            d = try adaptToModel(try data.load(defaultClasses: m.numClasses), metadata: l.metadata, padTo: data.padTo, toChannels: data.toChannels)
         }
-        guard d.numClasses == m.config.numClasses else {
-            throw ValidationError("\(d.name) has \(d.numClasses) classes but the model \(l.path) has \(m.config.numClasses)")
+        guard d.numClasses == m.numClasses else {
+            throw ValidationError("\(d.name) has \(d.numClasses) classes but the model \(l.path) has \(m.numClasses)")
         }
         let t0 = Date()
         let pred = try m.logits(d.images, batchSize: batchSize).argmaxRows()

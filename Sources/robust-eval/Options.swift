@@ -1,6 +1,7 @@
 // Options.swift: flags shared by several subcommands (model, data, runtime).
 import ArgumentParser
 import Foundation
+import Attacks
 import JEMCore
 
 /// Parses "8/255", "0.03" or "1e-2".
@@ -12,7 +13,7 @@ func parseFraction(_ s: String) -> Double? {
 }
 
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Model: 'jem' (bundled, default), 'baseline' (bundled), 'jem-k10' (bundled: the earlier, more robust and less accurate JEM), or a .safetensors file.")
+    @Option(name: .long, help: "Model: 'jem' (bundled, default), 'baseline' (bundled), 'jem-k10' (bundled: the earlier, more robust and less accurate JEM), a .safetensors Wide-ResNet, or any CNN exported to .onnx.")
     var model: String = "jem"
     @Option(name: .long, help: "Architecture of a bare state dict, wrn-D-K (overrides metadata).")
     var arch: String?
@@ -22,15 +23,17 @@ struct ModelOptions: ParsableArguments {
     var classes: Int?
     @Flag(name: .long, help: "The model uses batch norm (overrides metadata).")
     var batchNorm = false
-    @Option(name: .long, help: "Per-channel input mean, comma-separated (overrides metadata).")
+    @Option(name: .long, help: "Per-channel input mean, comma-separated (overrides metadata; for an ONNX model, adds (x − mean)/std in front of the graph).")
     var inputMean: String?
-    @Option(name: .long, help: "Per-channel input std, comma-separated (overrides metadata).")
+    @Option(name: .long, help: "Per-channel input std, comma-separated (overrides metadata; see --input-mean).")
     var inputStd: String?
+    @Option(name: .long, help: "ONNX: the graph output that holds the logits, when the graph has several.")
+    var output: String?
 
     func overrides() throws -> ModelOverrides {
         ModelOverrides(arch: arch, inChannels: inChannels, classes: classes, batchNorm: batchNorm ? true : nil,
                        inputMean: try inputMean.map { try ModelIO.parseFloats($0, what: "--input-mean") },
-                       inputStd: try inputStd.map { try ModelIO.parseFloats($0, what: "--input-std") })
+                       inputStd: try inputStd.map { try ModelIO.parseFloats($0, what: "--input-std") }, output: output)
     }
 
     func load() throws -> LoadedModel {
@@ -51,7 +54,7 @@ enum BundledModels {
     static func resolve(_ name: String) throws -> String {
         guard let file = names[name.lowercased()] else {
             if !FileManager.default.fileExists(atPath: name) {
-                throw ValidationError("unknown model '\(name)': expected jem, baseline, jem-k10 or an existing .safetensors file")
+                throw ValidationError("unknown model '\(name)': expected jem, baseline, jem-k10 or an existing .safetensors or .onnx file")
             }
             return name
         }
@@ -147,4 +150,9 @@ func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
     let enc = JSONEncoder()
     enc.outputFormatting = [.prettyPrinted, .sortedKeys]
     try AtomicFile.write(try enc.encode(value), to: path)
+}
+
+extension LoadedModel {
+    /// The model attacked white-box (exact gradients).
+    var classifier: any Classifier { Attacks.classifier(model) }
 }

@@ -23,14 +23,14 @@ struct PGDCommand: ParsableCommand {
         let pgd = try PGD(config: cfg)
         let advs = output.saveAdversarials != nil ? Tensor(shape: d.images.shape) : nil
         let prog = Progress(total: d.count, label: "pgd")
-        let r = try Evaluation.run(l.model, attack: pgd, images: d.images, labels: d.labels, batchSize: input.batchSize,
+        let r = try Evaluation.run(l.classifier, attack: pgd, images: d.images, labels: d.labels, batchSize: input.batchSize,
                                    seed: runtime.seed, targeted: cfg.targeted, adversarials: advs) { prog.update($0) }
         prog.finish()
         let ips = Double(d.count * cfg.steps * cfg.restarts) / max(r.seconds, 1e-9)
         for n in d.notes { print(n) }
-        print("model:   \(l.path) (\(l.model.config.archName))")
+        print("model:   \(l.path) (\(l.model.architectureName))")
         print("data:    \(d.name), \(d.count) images")
-        print("attack:  \(cfg.summary); gradient \(l.model.gradientDescription)")
+        print("attack:  \(cfg.summary); gradient \(l.classifier.gradientDescription)")
         print(String(format: "clean accuracy:  %.2f%%", 100 * r.cleanAccuracy))
         print(String(format: "robust accuracy: %.2f%%", 100 * r.robustAccuracy))
         print(String(format: "time: %.1f s (%.0f images/s per PGD step)", r.seconds, ips))
@@ -39,7 +39,7 @@ struct PGDCommand: ParsableCommand {
         if let j = output.json {
             try writeJSON(AttackReport(command: "pgd", model: l.path, data: d.name, n: d.count, clean_accuracy: r.cleanAccuracy,
                                        robust_accuracy: r.robustAccuracy, attack: cfg, attack_summary: cfg.summary,
-                                       gradient: l.model.gradientDescription, eval_runs: nil, seed: runtime.seed, seconds: r.seconds,
+                                       gradient: l.classifier.gradientDescription, eval_runs: nil, seed: runtime.seed, seconds: r.seconds,
                                        images_per_second_per_step: ips), to: j)
         }
     }
@@ -64,12 +64,12 @@ struct Transfer: ParsableCommand {
         let d = try input.load(classes: tgt.model.numClasses, metadata: tgt.metadata)
         let advs = Tensor(shape: d.images.shape)
         let prog = Progress(total: d.count, label: "transfer")
-        let crafted = try Evaluation.run(src.model, attack: try PGD(config: cfg), images: d.images, labels: d.labels,
+        let crafted = try Evaluation.run(src.classifier, attack: try PGD(config: cfg), images: d.images, labels: d.labels,
                                          batchSize: input.batchSize, seed: runtime.seed, targeted: cfg.targeted, adversarials: advs) { prog.update($0) }
         prog.finish()
         var rng = SeededRandom(seed: runtime.seed)
-        let clean = try Evaluation.predict(tgt.model, d.images, runs: 1, rng: &rng)
-        let adv = try Evaluation.predict(tgt.model, advs, runs: 1, rng: &rng)
+        let clean = try Evaluation.predict(tgt.classifier, d.images, runs: 1, rng: &rng)
+        let adv = try Evaluation.predict(tgt.classifier, advs, runs: 1, rng: &rng)
         let r = RobustnessResult(labels: d.labels, cleanPredictions: clean, adversarialPredictions: adv,
                                  perturbationNorms: crafted.perturbationNorms, seconds: crafted.seconds)
         let cleanOK = r.cleanCorrect.filter { $0 }.count

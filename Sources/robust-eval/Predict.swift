@@ -16,11 +16,11 @@ struct Predict: ParsableCommand {
     func run() throws {
         runtime.apply()
         let m = try model.load().model
-        let d = try NpyImages.load(images: images, labels: labels, layout: layout.flatMap { NpyLayout(rawValue: $0) }, defaultClasses: m.config.numClasses)
+        let d = try NpyImages.load(images: images, labels: labels, layout: layout.flatMap { NpyLayout(rawValue: $0) }, defaultClasses: m.numClasses)
         let z = try m.logits(d.images, batchSize: batchSize)
         try NpyArray.write(z, to: out)
         let pred = z.argmaxRows()
-        var hist = [Int](repeating: 0, count: m.config.numClasses)
+        var hist = [Int](repeating: 0, count: m.numClasses)
         for p in pred { hist[p] += 1 }
         print("\(d.count) images → \(out) (\(z.shape[0])×\(z.shape[1]) logits); predicted class counts \(hist)")
         if labels != nil {

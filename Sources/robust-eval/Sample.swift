@@ -31,7 +31,8 @@ struct Sample: ParsableCommand {
         guard steps >= 0 else { throw ValidationError("--steps must be ≥ 0, got \(steps)") }
         guard count >= 1 else { throw ValidationError("--count must be ≥ 1, got \(count)") }
         let l = try model.load()
-        let c = l.model.config
+        let net = l.model
+        let c = (numClasses: net.numClasses, inChannels: net.inputChannels)
         if let k = `class`, !(0..<c.numClasses).contains(k) { throw ValidationError("--class \(k) is out of range 0..<\(c.numClasses)") }
         var labels: [Int]? = `class`.map { Array(repeating: $0, count: count) }
         if perClass { labels = (0..<c.numClasses).flatMap { Array(repeating: $0, count: count) } }
@@ -64,10 +65,16 @@ struct Sample: ParsableCommand {
             x = Tensor(shape: [n, c.inChannels, train.height, train.width])
             for i in 0..<n { g.draw(into: x, row: i, label: labels?[i] ?? Int(rng.next() % UInt64(c.numClasses)), rng: &rng) }
         } else {
-            let s = size ?? (c.inChannels == 1 ? 28 : 32)
-            x = Tensor(shape: [n, c.inChannels, s, s])
+            let declared = (net as? GraphModel)?.imageShape
+            let s = size ?? declared.map { $0[1] } ?? (c.inChannels == 1 ? 28 : 32)
+            let sw = size ?? declared.map { $0[2] } ?? s
+            x = Tensor(shape: [n, c.inChannels, s, sw])
+            // Uniform over the model's input range: [mean − std, mean + std] for a Wide-ResNet JEM
+            // (its normalised space [−1, 1]), [0, 1] for an imported graph.
+            let mean = l.wideResNet?.config.inputMean ?? Array(repeating: 0.5, count: c.inChannels)
+            let half = l.wideResNet?.config.inputStd ?? Array(repeating: 0.5, count: c.inChannels)
             let hw = s * s
-            for i in 0..<x.count { x.data[i] = c.inputMean[(i / hw) % c.inChannels] + c.inputStd[(i / hw) % c.inChannels] * (2 * rng.uniform() - 1) }
+            for i in 0..<x.count { x.data[i] = mean[(i / hw) % c.inChannels] + half[(i / hw) % c.inChannels] * (2 * rng.uniform() - 1) }
         }
         let t0 = Date()
         var clampOn = clamp

@@ -120,7 +120,8 @@ struct Train: ParsableCommand {
         if resume != nil { try trainer.resume() }
         if let src = config.initFrom, resume == nil {
             let source = try ModelIO.load(path: src)
-            try trainer.initializeWeights(from: source.model, source: src)
+            guard let wrn = source.wideResNet else { throw ValidationError("--init-from \(src): only a Wide-ResNet (.safetensors) can initialise training") }
+            try trainer.initializeWeights(from: wrn, source: src)
         }
         let err = FileHandle.standardError
         err.write("training \(config.arch) on \(data.name) (\(data.count - config.validationSize) train, \(config.validationSize) held out), \(trainer.totalIterations) iterations, \(config.pxWeight > 0 ? "JEM, \(config.sgld.steps) SGLD steps" : "baseline classifier"); from iteration \(trainer.state.iteration)\n".data(using: .utf8)!)

@@ -71,7 +71,7 @@ final class CLIAnalysisTests: XCTestCase {
         // Every bundled name resolves to a file shipped with the executable and loads as a 10-class WRN-10-2.
         for name in BundledModels.names.keys.sorted() {
             let m = try BundledModels.load(name)
-            XCTAssertEqual(m.model.config.numClasses, 10, name)
+            XCTAssertEqual(m.model.numClasses, 10, name)
             XCTAssertTrue(try BundledModels.resolve(name).hasSuffix(BundledModels.names[name]!), name)
         }
     }

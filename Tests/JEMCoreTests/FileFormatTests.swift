@@ -22,10 +22,10 @@ final class FileFormatTests: XCTestCase {
         let path = tempPath("rt.safetensors")
         try ModelIO.save(m, to: path, extra: ["note": "x"])
         let l = try ModelIO.load(path: path)
-        XCTAssertEqual(l.model.config, m.config)
+        XCTAssertEqual(l.wideResNet!.config, m.config)
         XCTAssertEqual(l.metadata["arch"], "wrn"); XCTAssertEqual(l.metadata["input_std"], "0.5")
         XCTAssertEqual(l.metadata["note"], "x")
-        for (a, b) in zip(m.parameters, l.model.parameters) { XCTAssertEqual(a.value.array, b.value.array, a.name) }
+        for (a, b) in zip(m.parameters, l.wideResNet!.parameters) { XCTAssertEqual(a.value.array, b.value.array, a.name) }
         let f = try SafeTensorsFile(path: path)
         XCTAssertNotNil(f.entries["energy_output.weight"]); XCTAssertNotNil(f.entries["f.linear.weight"])
     }
@@ -37,7 +37,7 @@ final class FileFormatTests: XCTestCase {
             + [("module.energy_output.weight", Tensor(shape: [1, 64]))], metadata: [:])
         assertError(try ModelIO.load(path: path), contains: [path, "--arch"])
         let l = try ModelIO.load(path: path, overrides: ModelOverrides(arch: "wrn-10-1", inChannels: 1, classes: 3, inputMean: [0.5], inputStd: [0.5]))
-        XCTAssertEqual(l.model.parameters[0].value.array, m.parameters[0].value.array)
+        XCTAssertEqual(l.wideResNet!.parameters[0].value.array, m.parameters[0].value.array)
     }
 
     func testWrongArchitectureNamesTensorAndBothShapes() throws {

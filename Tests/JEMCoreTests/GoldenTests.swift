@@ -11,7 +11,7 @@ final class GoldenTests: XCTestCase {
 
     func runGolden(_ stem: String, trainMode: Bool) throws {
         let loaded = try ModelIO.load(path: fixture(stem + "_model.safetensors"))
-        let model = loaded.model
+        let model = loaded.wideResNet!
         let x = try npy(stem + "_input").tensor()
         let labels = try npy(stem + "_labels").values.map { Int($0) }
         let logits = try model.logits(x)

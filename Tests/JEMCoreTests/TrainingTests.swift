@@ -112,7 +112,7 @@ final class TrainingTests: XCTestCase {
         XCTAssertLessThan(lastCE, try XCTUnwrap(firstCE))
         XCTAssertGreaterThan(try t.accuracy(of: val), 0.75)
         try t.saveModel()
-        XCTAssertEqual(try ModelIO.load(path: t.modelPath).model.config.archName, "wrn-10-1")
+        XCTAssertEqual(try ModelIO.load(path: t.modelPath).wideResNet!.config.archName, "wrn-10-1")
     }
 
     func testResumeAfterKillEqualsUninterruptedRun() throws {
