@@ -35,6 +35,7 @@ struct Bench: ParsableCommand {
         JEM's training recipe, batch 64), defend (the defense at its defaults under 10-step BPDA PGD, batch 16, as \
         `defend` runs it), latency (batch-1 forward and input gradient).
         """) var workload: String?
+    @Option(name: .long, help: "An ONNX (or .safetensors) model: time its forward and input gradient on random images of its input size instead of the layer rows.") var model: String?
     @OptionGroup var runtime: RuntimeOptions
 
     static let cases: [(String, Int, Int)] = [("wrn-10-2", 1, 28), ("wrn-10-2", 3, 32), ("wrn-16-4", 1, 28), ("wrn-16-4", 3, 32), ("wrn-28-10", 3, 32)]
@@ -98,11 +99,35 @@ struct Bench: ParsableCommand {
         return rows
     }
 
+    /// Forward and input gradient (of Σ logsumexp) of any model at --batch.
+    func modelRows(_ path: String) throws -> [BenchRow] {
+        let l = try BundledModels.load(path)
+        let shape: [Int]
+        if let g = l.model as? GraphModel { shape = g.imageShape } else { shape = [l.model.inputChannels, 28, 28] }
+        guard shape.allSatisfy({ $0 > 0 }) else { throw ValidationError("\(path): the input size is not fixed in the file") }
+        var rng = SeededRandom(seed: runtime.seed)
+        let x = Tensor(shape: [batch] + shape)
+        rng.fillUniform(x, lo: 0, hi: 1)
+        let input = shape.map(String.init).joined(separator: "x")
+        var rows: [BenchRow] = []
+        for (name, body) in [("forward", { _ = try l.model.logits(x) }), ("input_grad", { _ = try l.model.logDensityGradient(x) })] as [(String, () throws -> Void)] {
+            let med = try median(repeats, body)
+            rows.append(BenchRow(model: l.model.architectureName, input: input, batch: batch, op: name, images_per_second: Double(batch) / med, gflops: nil))
+            print(String(format: "%-24@ %-8@ %-11@ %9.1f img/s", l.model.architectureName as NSString, input as NSString, name as NSString, Double(batch) / med))
+        }
+        return rows
+    }
+
     func run() throws {
         runtime.apply()
         guard batch > 0, repeats > 0 else { throw ValidationError("--batch and --repeats must be positive") }
         if let workload {
             let rows = try workloads(workload.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
+            if let json { try writeJSON(BenchReport(threads: Runtime.threads, rows: rows), to: json) }
+            return
+        }
+        if let model {
+            let rows = try modelRows(model)
             if let json { try writeJSON(BenchReport(threads: Runtime.threads, rows: rows), to: json) }
             return
         }
