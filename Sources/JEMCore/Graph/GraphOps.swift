@@ -151,6 +151,34 @@ struct PiecewiseLinearOp: GraphOp {
     func jvp(_ xs: [Tensor], _ ts: [Tensor?], _ y: Tensor) -> Tensor { masked(ts[0]!, xs[0]) }
 }
 
+/// A linear op (Conv, Add, Sub) with the ReLU/LeakyReLU that is its only consumer applied in
+/// place on its output: one pass and one tensor fewer. The slope mask is read from the output
+/// (its sign is the pre-activation's for any slope ≥ 0).
+struct ActivatedOp: GraphOp {
+    let inner: GraphOp
+    let slope: Float
+
+    func outputShape(_ s: [[Int]]) throws -> [Int] { try inner.outputShape(s) }
+
+    func forward(_ xs: [Tensor]) throws -> Tensor {
+        let y = try inner.forward(xs)
+        jem_leaky_relu_forward(y.data, y.data, slope, y.count)
+        return y
+    }
+
+    func mask(_ g: Tensor, _ y: Tensor) -> Tensor {
+        let out = Tensor(uninitialized: g.shape)
+        jem_leaky_relu_backward(out.data, g.data, y.data, slope, g.count)
+        return out
+    }
+
+    func vjp(_ g: Tensor, _ xs: [Tensor], _ y: Tensor, _ needs: [Bool]) -> [Tensor?] { inner.vjp(mask(g, y), xs, y, needs) }
+    func jvp(_ xs: [Tensor], _ ts: [Tensor?], _ y: Tensor) -> Tensor { mask(inner.jvp(xs, ts, y), y) }
+    func dualVJP(_ g: Tensor, _ h: Tensor, _ xs: [Tensor], _ ts: [Tensor?], _ y: Tensor, _ needs: [Bool]) -> [(Tensor, Tensor)?] {
+        inner.dualVJP(mask(g, y), mask(h, y), xs, ts, y, needs)
+    }
+}
+
 /// Sigmoid, Tanh, Softplus.
 struct SmoothOp: GraphOp {
     enum Kind: Int32 { case sigmoid = 0, tanh = 1, softplus = 2 }
@@ -195,6 +223,11 @@ struct BinaryOp: GraphOp {
 
     func forward(_ xs: [Tensor]) throws -> Tensor {
         let o = try outputShape([xs[0].shape, xs[1].shape])
+        if kind == .add && xs[0].shape == o && xs[1].shape == o {
+            let out = Tensor(uninitialized: o)
+            jem_add_forward(out.data, xs[0].data, xs[1].data, out.count)
+            return out
+        }
         switch kind {
         case .add: return Broadcast.map(xs[0], xs[1], o) { $0 + $1 }
         case .sub: return Broadcast.map(xs[0], xs[1], o) { $0 - $1 }

@@ -110,6 +110,7 @@ final class GraphPlan {
             known[outName] = .variable(slot: slots, shape: shape)
             slots += 1
         }
+        steps = fuseActivations(steps, keep: [known[g.outputName]].compactMap { k in if case .variable(let s, _)? = k { return s }; return nil })
         guard let out = known[g.outputName] else { throw JEMError.badFile(path: path, reason: "the graph output '\(g.outputName)' is never computed") }
         guard case .variable(let slot, let shape) = out else {
             throw JEMError.badFile(path: path, reason: "the graph output '\(g.outputName)' does not depend on the input")
@@ -119,6 +120,25 @@ final class GraphPlan {
         }
         return GraphPlan(steps: steps, constants: constSlots, slotCount: slots, outputSlot: slot, outputShape: shape)
     }
+}
+
+/// Folds each ReLU/LeakyReLU into the Conv, Add or Sub that feeds it when it is that op's only
+/// consumer (and the op's output is not the graph's): the fused step writes the activation's slot.
+func fuseActivations(_ steps: [PlanStep], keep: [Int]) -> [PlanStep] {
+    var uses: [Int: Int] = [:]
+    for s in steps { for i in s.inputs { uses[i, default: 0] += 1 } }
+    var producer: [Int: Int] = [:]
+    for (i, s) in steps.enumerated() { producer[s.output] = i }
+    var out = steps.map { Optional($0) }
+    for (i, s) in steps.enumerated() {
+        guard let act = s.op as? PiecewiseLinearOp, case .leaky(let slope) = act.kind, slope >= 0,
+              let src = s.inputs.first, let j = producer[src], let p = out[j], uses[src] == 1, !keep.contains(src) else { continue }
+        let linear = p.op is ConvOp || (p.op as? BinaryOp).map { $0.kind == .add || $0.kind == .sub } == true
+        guard linear else { continue }
+        out[j] = nil
+        out[i] = PlanStep(op: ActivatedOp(inner: p.op, slope: slope), inputs: p.inputs, output: s.output, label: p.label + " + " + s.label)
+    }
+    return out.compactMap { $0 }
 }
 
 /// Operands of a node while it is being built: known constant, variable of a shape, or absent.
