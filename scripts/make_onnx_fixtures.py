@@ -51,6 +51,40 @@ def goldens(model, name, shape, out, seed):
     print(f"{name}: {os.path.getsize(path)} bytes, |ort − torch| logits {err:.2e}")
 
 
+def external_and_bad_files(out):
+    """The LeNet with its weights in an external-data file, and small hand-made graphs that must be
+    refused: BatchNormalization in training mode, two outputs, Pad in reflect mode, a Reshape to
+    a shape that cannot hold the data, and an initializer whose dimensions overflow."""
+    import onnx
+    from onnx import TensorProto, helper
+    m = onnx.load(os.path.join(out, "lenet.onnx"))
+    onnx.save_model(m, os.path.join(out, "lenet_external.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="lenet_external.onnx.data", size_threshold=0)
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 2, 4, 4])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 2])
+
+    def save(name, nodes, inits, outputs=(y,)):
+        g = helper.make_graph(nodes, name, [x], list(outputs), inits)
+        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="make_onnx_fixtures")
+        onnx.save(model, os.path.join(out, name + ".onnx"))
+
+    c = lambda n, v: helper.make_tensor(n, TensorProto.FLOAT, [len(v)], v)
+    gap = [helper.make_node("GlobalAveragePool", ["h"], ["p"]), helper.make_node("Flatten", ["p"], ["logits"])]
+    save("bad_bn_training", [helper.make_node("BatchNormalization", ["input", "s", "b", "m", "v"], ["h"], training_mode=1)] + gap,
+         [c("s", [1, 1]), c("b", [0, 0]), c("m", [0, 0]), c("v", [1, 1])])
+    z = helper.make_tensor_value_info("other", TensorProto.FLOAT, [1, 2])
+    save("two_outputs", [helper.make_node("Relu", ["input"], ["h"])] + gap + [helper.make_node("Identity", ["logits"], ["other"])], [],
+         outputs=(y, z))
+    save("bad_pad_reflect", [helper.make_node("Pad", ["input", "pads"], ["h"], mode="reflect")] + gap,
+         [helper.make_tensor("pads", TensorProto.INT64, [8], [0, 0, 1, 1, 0, 0, 1, 1])])
+    save("bad_reshape", [helper.make_node("Reshape", ["input", "shape"], ["h"])] + gap,
+         [helper.make_tensor("shape", TensorProto.INT64, [4], [1, 3, 5, 2])])
+    big = helper.make_tensor("w", TensorProto.FLOAT, [1], [0.0])
+    del big.dims[:]
+    big.dims.extend([2 ** 31 - 1, 2 ** 31 - 1, 4])
+    save("bad_dims_overflow", [helper.make_node("Conv", ["input", "w"], ["h"])] + gap, [big])
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "Tests/JEMCoreTests/Fixtures/onnx"
     os.makedirs(out, exist_ok=True)
@@ -65,6 +99,17 @@ def main():
     for i, (name, m, shape) in enumerate(models):
         calibrate_bn(m, shape, seed=i)
         goldens(m, name, shape, out, seed=100 + i)
+    # The zoo at the lowest supported opset and at the highest the exporter writes.
+    for opset in (11, 20):
+        m = Zoo()
+        calibrate_bn(m, (3, 3, 16, 16), seed=7)
+        name = f"zoo_opset{opset}"
+        export(m, os.path.join(out, name + ".onnx"), (3, 3, 16, 16), opset=opset)
+        x = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(opset))
+        sess = ort.InferenceSession(os.path.join(out, name + ".onnx"), providers=["CPUExecutionProvider"])
+        np.save(os.path.join(out, name + "_input.npy"), x.numpy())
+        np.save(os.path.join(out, name + "_logits_ort.npy"), sess.run(None, {"input": x.numpy()})[0])
+    external_and_bad_files(out)
     fixtures = os.path.dirname(os.path.abspath(out.rstrip("/")))
     wrn = load_robust_eval_model(os.path.join(fixtures, "wrn10_1_batch_model.safetensors"))
     export(wrn, os.path.join(out, "wrn10_1_batch.onnx"), (2, 3, 9, 9))

@@ -144,7 +144,7 @@ struct Defend: ParsableCommand {
         }
         var aa = AutoAttackConfig.version(.standard, norm: norm, epsilon: epsilon)
         aa.seed = runtime.seed
-        try aa.validate(classes: l.model.numClasses)
+        if list.contains(.transfer) { try aa.validate(classes: l.model.numClasses) }
         var sq = SquareConfig(); sq.norm = norm; sq.epsilon = epsilon; sq.queries = nQueries
         try sq.validate()
         var components: [ExampleAttack] = []

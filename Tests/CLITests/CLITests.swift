@@ -218,3 +218,87 @@ final class CLIAutoAttackTests: XCTestCase {
         assertFails(try AutoAttackCommand.parse(["--model", a, "--json", "/nonexistent-dir/x.json"] + common).run(), "/nonexistent-dir")
     }
 }
+
+/// Every command that takes a model runs an imported ONNX graph; an exported Wide-ResNet attacks
+/// like the same weights loaded from safetensors; bad graphs and flags are refused with reasons.
+final class CLIONNXTests: XCTestCase {
+    let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("JEMCoreTests/Fixtures").path
+    var onnx: String { fixtures + "/onnx/wrn10_1_batch.onnx" }
+    var safetensors: String { fixtures + "/wrn10_1_batch_model.safetensors" }
+    var images: String { fixtures + "/wrn10_1_batch_input.npy" }
+    var labels: String { fixtures + "/wrn10_1_batch_labels.npy" }
+
+    func dir() -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("robust-eval-onnx-\(getpid())").path
+        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    func json(_ p: String) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: p))) as! [String: Any]
+    }
+
+    func testPGDThroughTheGraphEqualsTheSameWeightsFromSafetensors() throws {
+        let d = dir()
+        var reports: [[String: Any]] = []
+        var rows: [[Substring]] = []
+        for (tag, m) in [("onnx", onnx), ("st", safetensors)] {
+            let j = d + "/pgd_\(tag).json", c = d + "/pgd_\(tag).csv"
+            try PGDCommand.parse(["--model", m, "--images", images, "--labels", labels, "--eps", "8/255", "--json", j, "--per-example", c, "--threads", "2"]).run()
+            reports.append(try json(j))
+            rows.append(try String(contentsOfFile: c, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",")[3] })
+        }
+        XCTAssertEqual(reports[0]["clean_accuracy"] as! Double, reports[1]["clean_accuracy"] as! Double)
+        XCTAssertEqual(reports[0]["robust_accuracy"] as! Double, reports[1]["robust_accuracy"] as! Double)
+        XCTAssertEqual(rows[0], rows[1], "adversarial predictions per example")
+    }
+
+    func testEveryModelCommandRunsAnONNXModel() throws {
+        let d = dir()
+        let data = ["--data", "npy:\(images),\(labels)"]
+        let inp = ["--images", images, "--labels", labels]
+        try Info.parse(["--model", onnx]).run()
+        try Predict.parse(["--model", onnx, "--images", images, "--out", d + "/z.npy", "--gradients", d + "/g.npy"]).run()
+        XCTAssertEqual(try NpyArray.read(path: d + "/g.npy").shape, [4, 3, 9, 9])
+        try Eval.parse(["--model", onnx] + data).run()
+        try Transfer.parse(["--source", onnx, "--target", safetensors] + inp).run()
+        let small = ["--no-checks", "--threads", "2"]
+        try AutoAttackCommand.parse(["--model", onnx, "--attacks", "apgd-ce,fab-t,square", "--n-iter", "2", "--n-queries", "3", "--n-target-classes", "1", "--json", d + "/aa.json"] + inp + small).run()
+        XCTAssertEqual((try json(d + "/aa.json")["n"]) as? Int, 4)
+        try APGDCommand.parse(["--model", onnx, "--steps", "2"] + inp + small).run()
+        try SquareCommand.parse(["--model", onnx, "--n-queries", "3"] + inp + small).run()
+        try Defend.parse(["--model", onnx, "--sgld-steps", "1", "--chains", "1", "--eval-runs", "1", "--steps", "1", "--attacks", "apgd-ce,square",
+                          "--n-queries", "2", "--json", d + "/def.json"] + inp + small).run()
+        XCTAssertNotNil(try json(d + "/def.json")["robust_accuracy"])
+        try Curve.parse(["--series", "\(onnx):none", "--series", "\(onnx):1", "--eps", "0,8/255", "--out", d + "/curve", "--steps", "2"] + inp).run()
+        try Calibrate.parse(["--model", onnx, "--refine", "1"] + inp).run()
+        try OODCommand.parse(["--model", onnx, "--ood", "uniform"] + inp).run()
+        try Sample.parse(["--model", onnx, "--count", "2", "--steps", "2", "--out", d + "/s.png"]).run()
+        try Bench.parse(["--model", onnx, "--batch", "2", "--repeats", "1"]).run()
+    }
+
+    func testBadGraphsAndFlagsAreRefused() throws {
+        let d = dir()
+        let zoo = try Data(contentsOf: URL(fileURLWithPath: fixtures + "/onnx/zoo.onnx"))
+        let bad = d + "/erf.onnx"
+        try zoo.replacing(Data("Tanh".utf8), with: Data("Erfx".utf8)).write(to: URL(fileURLWithPath: bad))
+        func fails(_ args: [String], _ text: String, file: StaticString = #filePath, line: UInt = #line) {
+            XCTAssertThrowsError(try { var c = try Info.parse(args); try c.run() }(), file: file, line: line) { e in
+                let msg = (e as? ValidationError)?.message ?? RobustEval.message(for: e)
+                XCTAssertTrue(msg.contains(text), "'\(msg)' lacks '\(text)'", file: file, line: line)
+            }
+        }
+        fails(["--model", bad], "unsupported op Erfx (node")
+        fails(["--model", bad], "supported: Add")
+        fails(["--model", onnx, "--arch", "wrn-10-1"], "an ONNX graph states its own architecture")
+        fails(["--model", onnx, "--output", "nope"], "--output nope: the graph's outputs are")
+        let trunc = d + "/trunc.onnx"
+        try zoo.prefix(zoo.count / 3).write(to: URL(fileURLWithPath: trunc))
+        fails(["--model", trunc], "corrupt or truncated")
+        // Images of another size than the graph declares.
+        XCTAssertThrowsError(try Eval.parse(["--model", fixtures + "/onnx/zoo.onnx", "--images", images, "--labels", labels]).run()) { e in
+            XCTAssertTrue(RobustEval.message(for: e).contains("the model takes 3×16×16 images"), RobustEval.message(for: e))
+        }
+    }
+}

@@ -189,6 +189,46 @@ final class GraphTests: XCTestCase {
         }
     }
 
+    func testLowestAndHighestOpsets() throws {
+        for opset in [11, 20] {
+            let m = try GraphModel(path: onnx("zoo_opset\(opset).onnx"))
+            XCTAssertEqual(m.definition.opset, opset)
+            assertClose(try m.logits(try npy("zoo_opset\(opset)_input")), try npy("zoo_opset\(opset)_logits_ort"), tol: 1e-4, "opset \(opset) logits")
+        }
+    }
+
+    func testExternalData() throws {
+        let x = try npy("lenet_input")
+        let ext = try GraphModel(path: onnx("lenet_external.onnx"))
+        assertClose(try ext.logits(x), try npy("lenet_logits_ort"), tol: 1e-4, "external-data LeNet")
+        // Missing and truncated data files are named.
+        let dir = (tempPath("ext") as NSString).appendingPathComponent("m")
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let model = dir + "/lenet_external.onnx"
+        try FileManager.default.copyItem(atPath: onnx("lenet_external.onnx"), toPath: model)
+        XCTAssertThrowsError(try GraphModel(path: model)) { XCTAssertTrue("\($0)".contains("lenet_external.onnx.data") && "\($0)".contains("missing"), "\($0)") }
+        let data = try Data(contentsOf: URL(fileURLWithPath: onnx("lenet_external.onnx.data")))
+        try data.prefix(data.count - 100).write(to: URL(fileURLWithPath: dir + "/lenet_external.onnx.data"))
+        XCTAssertThrowsError(try GraphModel(path: model)) { XCTAssertTrue("\($0)".contains("the file holds"), "\($0)") }
+    }
+
+    func testHandMadeBadGraphs() throws {
+        func refuse(_ name: String, _ expect: String, file: StaticString = #filePath, line: UInt = #line) {
+            XCTAssertThrowsError(try GraphModel(path: onnx(name + ".onnx")), file: file, line: line) { e in
+                XCTAssertTrue("\(e)".contains(expect), "\(e)", file: file, line: line)
+            }
+        }
+        refuse("bad_bn_training", "BatchNormalization in training mode")
+        refuse("two_outputs", "choose the logits with --output NAME")
+        refuse("bad_pad_reflect", "mode reflect not supported")
+        refuse("bad_reshape", "does not hold the input")
+        refuse("bad_dims_overflow", "overflows")
+        let two = try GraphModel(path: onnx("two_outputs.onnx"), output: "other")
+        XCTAssertEqual(two.numClasses, 2)
+        XCTAssertThrowsError(try GraphModel(path: onnx("two_outputs.onnx"), output: "nope")) { XCTAssertTrue("\($0)".contains("logits, other"), "\($0)") }
+    }
+
     // MARK: bad files
 
     func testBadFilesAreRefusedWithTheirReason() throws {
