@@ -126,8 +126,14 @@ static inline void single_blas_done(int on) { if (on) openblas_set_num_threads(1
 void jem_conv2d_forward(float* out, const float* inp, const float* weight, const float* bias,
                         int N, int C, int H, int W, int OC, int KH, int KW,
                         int stride, int pad, int OH, int OW, float* work) {
+    jem_conv2d_forward_act(out, inp, weight, bias, N, C, H, W, OC, KH, KW, stride, pad, OH, OW, work, 0, 0.f);
+}
+
+void jem_conv2d_forward_act(float* out, const float* inp, const float* weight, const float* bias,
+                            int N, int C, int H, int W, int OC, int KH, int KW,
+                            int stride, int pad, int OH, int OW, float* work, int act, float slope) {
     if (jem_conv2d_uses_winograd(N, C, H, W, OC, KH, KW, stride, pad)) {
-        jem_conv3x3_winograd_forward(out, inp, weight, bias, N, C, H, W, OC, work);
+        jem_conv3x3_winograd_forward_act(out, inp, weight, bias, N, C, H, W, OC, work, act, slope);
         return;
     }
     const int K = C * KH * KW, P = OH * OW;
@@ -145,6 +151,7 @@ void jem_conv2d_forward(float* out, const float* inp, const float* weight, const
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, P, K,
                     1.0f, weight, K, col, P, bias ? 1.0f : 0.0f, y, P);
+        if (act) { for (size_t i = 0; i < (size_t)OC * P; i++) { float v = y[i]; y[i] = v > 0.f ? v : slope * v; } }
     }
     single_blas_done(b1);
 }

@@ -230,3 +230,8 @@ void jem_smooth_dual_backward(float* dinp, float* tdinp, const float* dout, cons
         tdinp[i] = tdout[i] * a + dout[i] * b * tinp[i];
     }
 }
+
+void jem_add_leaky_forward(float* out, const float* a, const float* b, float slope, size_t n) {
+    #pragma omp parallel for schedule(static) if (n > PAR_THRESHOLD)
+    for (size_t i = 0; i < n; i++) { float v = a[i] + b[i]; out[i] = v > 0.f ? v : slope * v; }
+}

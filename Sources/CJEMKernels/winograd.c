@@ -100,7 +100,7 @@ static void transform_input(float* V, size_t xs, const float* inp, int n0, int n
 
 // out (N, OC, H, W) = winograd conv of inp (N, C, H, W) with transformed kernel U (16, OC, C).
 static void winograd_run(float* out, const float* inp, const float* U, const float* bias,
-                         int N, int C, int H, int W, int OC, float* work) {
+                         int N, int C, int H, int W, int OC, float* work, int act, float slope) {
     const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW;
     const int NB = chunk_images(H, W), NC = (N + NB - 1) / NB;
     const size_t tmax = (size_t)NB * TI;
@@ -130,6 +130,10 @@ static void winograd_run(float* out, const float* inp, const float* U, const flo
                         for (int q = 0; q < 4; q++) { r0[q] = m[q] + m[4 + q] + m[8 + q]; r1[q] = m[4 + q] - m[8 + q] - m[12 + q]; }
                         float y00 = r0[0] + r0[1] + r0[2] + b0, y01 = r0[1] - r0[2] - r0[3] + b0;
                         float y10 = r1[0] + r1[1] + r1[2] + b0, y11 = r1[1] - r1[2] - r1[3] + b0;
+                        if (act) {
+                            y00 = y00 > 0.f ? y00 : slope * y00; y01 = y01 > 0.f ? y01 : slope * y01;
+                            y10 = y10 > 0.f ? y10 : slope * y10; y11 = y11 > 0.f ? y11 : slope * y11;
+                        }
                         const int yy = 2 * ty, xx = 2 * tx;
                         float* p = y + (size_t)yy * W + xx;
                         p[0] = y00; if (xx + 1 < W) p[1] = y01;
@@ -143,9 +147,14 @@ static void winograd_run(float* out, const float* inp, const float* U, const flo
 
 void jem_conv3x3_winograd_forward(float* out, const float* inp, const float* weight, const float* bias,
                                   int N, int C, int H, int W, int OC, float* work) {
+    jem_conv3x3_winograd_forward_act(out, inp, weight, bias, N, C, H, W, OC, work, 0, 0.f);
+}
+
+void jem_conv3x3_winograd_forward_act(float* out, const float* inp, const float* weight, const float* bias,
+                                      int N, int C, int H, int W, int OC, float* work, int act, float slope) {
     float* U = work;
     transform_weights(U, weight, OC, C, 0);
-    winograd_run(out, inp, U, bias, N, C, H, W, OC, work + 16 * ((size_t)OC * C + SKEW));
+    winograd_run(out, inp, U, bias, N, C, H, W, OC, work + 16 * ((size_t)OC * C + SKEW), act, slope);
 }
 
 void jem_conv3x3_winograd_backward_input(float* dinp, const float* dout, const float* weight,
@@ -153,7 +162,7 @@ void jem_conv3x3_winograd_backward_input(float* dinp, const float* dout, const f
     // dx (N, C, H, W) = conv(dy (N, OC, H, W), w') with w'[c][oc] = rot180(w[oc][c]).
     float* U = work;
     transform_weights(U, weight, C, OC, 1);
-    winograd_run(dinp, dout, U, NULL, N, OC, H, W, C, work + 16 * ((size_t)OC * C + SKEW));
+    winograd_run(dinp, dout, U, NULL, N, OC, H, W, C, work + 16 * ((size_t)OC * C + SKEW), 0, 0.f);
 }
 
 // Weight gradient. With Y = Aᵀ (U ⊙ V) A per tile and U = G g Gᵀ:

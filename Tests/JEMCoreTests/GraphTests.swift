@@ -99,6 +99,27 @@ final class GraphTests: XCTestCase {
         }
     }
 
+    /// The ReLU fused into the convolution's epilogue (im2col and Winograd paths) and into the
+    /// residual add equals the two ops one after the other.
+    func testFusedActivations() throws {
+        var rng = SeededRandom(seed: 14)
+        for (c, hw, st) in [(16, 8, 1), (16, 8, 2), (3, 5, 1)] {
+            XCTAssertEqual(jem_conv2d_uses_winograd(4, Int32(c), Int32(hw), Int32(hw), 16, 3, 3, Int32(st), 1) != 0, c == 16 && st == 1)
+            let x = randomTensor([4, c, hw, hw], &rng), w = randomTensor([16, c, 3, 3], &rng), b = randomTensor([16], &rng)
+            let conv = ConvOp(weight: w, bias: b, strides: (st, st), pads: (1, 1, 1, 1), dilations: (1, 1), groups: 1)
+            for slope: Float in [0, 0.2] {
+                let fused = ActivatedOp(inner: conv, slope: slope)
+                let want = try PiecewiseLinearOp(kind: .leaky(slope)).forward([try conv.forward([x])])
+                assertClose(try fused.forward([x]), want, tol: 1e-6, "conv+leaky(\(slope)) C=\(c) stride \(st)")
+                try checkOp(fused, [x], "fused conv C=\(c) stride \(st) slope \(slope)", piecewiseLinear: true)
+            }
+        }
+        let a = randomTensor([2, 3, 4, 4], &rng), b = randomTensor([2, 3, 4, 4], &rng)
+        let fused = ActivatedOp(inner: BinaryOp(kind: .add), slope: 0)
+        assertClose(try fused.forward([a, b]), try PiecewiseLinearOp(kind: .leaky(0)).forward([try BinaryOp(kind: .add).forward([a, b])]), tol: 1e-7, "add+relu")
+        try checkOp(fused, [a, b], "fused add", piecewiseLinear: true)
+    }
+
     func testPoolingAgainstNaive() throws {
         var rng = SeededRandom(seed: 12)
         let x = randomTensor([2, 3, 7, 8], &rng)
@@ -156,7 +177,10 @@ final class GraphTests: XCTestCase {
 
     /// vjp, jvp and the dual rule of `op` against central differences of its own forward, with the
     /// first input and all float inputs varied together along random directions.
-    func checkOp(_ op: GraphOp, _ xs: [Tensor], _ what: String, skip: @escaping (Int) -> Bool = { _ in false }) throws {
+    /// `piecewiseLinear`: the op is linear between kinks its inputs may straddle (fused ReLUs), so
+    /// the dual rule is checked against its exact form (the tangent of the adjoint is the adjoint
+    /// of the tangent, vjp(h)) instead of finite differences that would cross a kink.
+    func checkOp(_ op: GraphOp, _ xs: [Tensor], _ what: String, piecewiseLinear: Bool = false, skip: @escaping (Int) -> Bool = { _ in false }) throws {
         var rng = SeededRandom(seed: 99)
         let y = try op.forward(xs)
         let w = randomTensor(y.shape, &rng)
@@ -183,7 +207,7 @@ final class GraphTests: XCTestCase {
         for i in 0..<xs.count {
             XCTAssertEqual(relativeError(dual[i]!.0, grads[i]!), 0, accuracy: 1e-6, "\(what): dual rule's first part")
             let want = Tensor(shape: xs[i].shape)
-            for k in 0..<want.count { want.data[k] = (gp[i]!.data[k] - gm[i]!.data[k]) / (2 * e) + hv[i]!.data[k] }
+            for k in 0..<want.count { want.data[k] = (piecewiseLinear ? 0 : (gp[i]!.data[k] - gm[i]!.data[k]) / (2 * e)) + hv[i]!.data[k] }
             lhs = Double(relativeError(dual[i]!.1, want, floor: 1e-3))
             XCTAssertLessThan(lhs, 2e-2, "\(what): dual rule of input \(i) vs finite differences")
         }

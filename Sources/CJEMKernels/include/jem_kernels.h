@@ -32,6 +32,11 @@ size_t jem_conv2d_workspace(int C, int KH, int KW, int OH, int OW, int OC, int t
 void jem_conv2d_forward(float* out, const float* inp, const float* weight, const float* bias,
                         int N, int C, int H, int W, int OC, int KH, int KW,
                         int stride, int pad, int OH, int OW, float* work);
+/// The same with a LeakyReLU (slope; 0 = ReLU) applied to the output in the kernel's epilogue when
+/// act is 1.
+void jem_conv2d_forward_act(float* out, const float* inp, const float* weight, const float* bias,
+                            int N, int C, int H, int W, int OC, int KH, int KW,
+                            int stride, int pad, int OH, int OW, float* work, int act, float slope);
 /// dinp (N,C,H,W) = conv_transpose(dout (N,OC,OH,OW), weight). Overwrites dinp.
 void jem_conv2d_backward_input(float* dinp, const float* dout, const float* weight,
                                int N, int C, int H, int W, int OC, int KH, int KW,
@@ -54,6 +59,8 @@ void jem_conv2d_backward_naive(float* dinp, float* dweight, float* dbias, const 
 size_t jem_winograd_workspace(int C, int OC, int H, int W, int threads);
 void jem_conv3x3_winograd_forward(float* out, const float* inp, const float* weight, const float* bias,
                                   int N, int C, int H, int W, int OC, float* work);
+void jem_conv3x3_winograd_forward_act(float* out, const float* inp, const float* weight, const float* bias,
+                                      int N, int C, int H, int W, int OC, float* work, int act, float slope);
 void jem_conv3x3_winograd_backward_input(float* dinp, const float* dout, const float* weight,
                                          int N, int C, int H, int W, int OC, float* work);
 /// dweight (OC, C, 3, 3) += weight gradient by Winograd; workspace: jem_winograd_wgrad_workspace.
@@ -160,6 +167,8 @@ void jem_avgpool_backward(float* dinp, const float* dout, int NC, int H, int W, 
 /// Smooth activations, kind 0 sigmoid, 1 tanh, 2 softplus: value; dinp = dout·f'(x); and the
 /// dual rule of Hessian–vector products, tdinp = tdout·f'(x) + dout·f''(x)·tinp.
 void jem_smooth_forward(float* out, const float* inp, int kind, size_t n);
+/// out = leaky(a + b) in one pass (a residual add followed by its ReLU).
+void jem_add_leaky_forward(float* out, const float* a, const float* b, float slope, size_t n);
 void jem_smooth_backward(float* dinp, const float* dout, const float* inp, int kind, size_t n);
 void jem_smooth_dual_backward(float* dinp, float* tdinp, const float* dout, const float* tdout,
                               const float* inp, const float* tinp, int kind, size_t n);

@@ -54,19 +54,21 @@ struct ConvOp: GraphOp {
         return [x[0], oc, oh, ow]
     }
 
-    func run(_ x: Tensor, bias b: Tensor?) -> Tensor {
+    /// The convolution, with a LeakyReLU of `activation`'s slope fused into the epilogue if given.
+    func run(_ x: Tensor, bias b: Tensor?, activation: Float? = nil) -> Tensor {
         let s = x.shape
         let (n, c, h, w) = (s[0], s[1], s[2], s[3])
         let os = try! outputShape([s])
         let out = Tensor(uninitialized: os)
         if fast {
             let ws = Tensor(uninitialized: [jem_conv2d_workspace(Int32(c), Int32(kh), Int32(kw), Int32(os[2]), Int32(os[3]), Int32(oc), Int32(Runtime.threads))])
-            jem_conv2d_forward(out.data, x.data, weight.data, b?.data, Int32(n), Int32(c), Int32(h), Int32(w), Int32(oc), Int32(kh), Int32(kw),
-                               Int32(strides.0), Int32(pads.0), Int32(os[2]), Int32(os[3]), ws.data)
+            jem_conv2d_forward_act(out.data, x.data, weight.data, b?.data, Int32(n), Int32(c), Int32(h), Int32(w), Int32(oc), Int32(kh), Int32(kw),
+                                   Int32(strides.0), Int32(pads.0), Int32(os[2]), Int32(os[3]), ws.data, activation == nil ? 0 : 1, activation ?? 0)
         } else {
             jem_conv2d_general_forward(out.data, x.data, weight.data, b?.data, Int32(n), Int32(c), Int32(h), Int32(w), Int32(oc), Int32(kh), Int32(kw),
                                        Int32(strides.0), Int32(strides.1), Int32(pads.0), Int32(pads.1), Int32(dilations.0), Int32(dilations.1),
                                        Int32(groups), Int32(os[2]), Int32(os[3]))
+            if let a = activation { jem_leaky_relu_forward(out.data, out.data, a, out.count) }
         }
         return out
     }
@@ -161,6 +163,12 @@ struct ActivatedOp: GraphOp {
     func outputShape(_ s: [[Int]]) throws -> [Int] { try inner.outputShape(s) }
 
     func forward(_ xs: [Tensor]) throws -> Tensor {
+        if let c = inner as? ConvOp { return c.run(xs[0], bias: c.bias, activation: slope) }
+        if let b = inner as? BinaryOp, b.kind == .add, xs[0].shape == xs[1].shape {
+            let out = Tensor(uninitialized: xs[0].shape)
+            jem_add_leaky_forward(out.data, xs[0].data, xs[1].data, slope, out.count)
+            return out
+        }
         let y = try inner.forward(xs)
         jem_leaky_relu_forward(y.data, y.data, slope, y.count)
         return y
@@ -343,7 +351,8 @@ struct LinearOp: GraphOp {
         return Array(s[0].dropLast()) + [fout]
     }
 
-    func run(_ x: Tensor, bias b: Tensor?) -> Tensor {
+    /// The convolution, with a LeakyReLU of `activation`'s slope fused into the epilogue if given.
+    func run(_ x: Tensor, bias b: Tensor?, activation: Float? = nil) -> Tensor {
         let rows = x.count / fin
         let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [fout])
         jem_linear_forward(out.data, x.data, weight.data, b?.data, Int32(rows), Int32(fin), Int32(fout))
