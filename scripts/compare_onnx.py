@@ -29,6 +29,7 @@ import onnxruntime as ort
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
+from bench_torch import median_time  # noqa: E402
 from onnx_models import LeNet, PreActResNet18, ResNet18, RobustBenchWRN, calibrate_bn, export  # noqa: E402
 from wrn_torch import load_robust_eval_model  # noqa: E402
 
@@ -45,16 +46,6 @@ def run(args):
     if r.returncode != 0:
         sys.exit(f"robust-eval {' '.join(args)} failed:\n{r.stderr}")
     return r.stdout
-
-
-def median_time(repeats, fn):
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return sorted(ts)[len(ts) // 2]
 
 
 def parity(tmp, threads):

@@ -62,12 +62,11 @@ final class GraphTests: XCTestCase {
 
     /// Naive grouped, dilated, strided, padded convolution.
     func naiveConv(_ x: Tensor, _ w: Tensor, _ b: Tensor?, st: (Int, Int), p: (Int, Int, Int, Int), d: (Int, Int), groups: Int) -> Tensor {
-        let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (n, h, wd) = (x.shape[0], x.shape[2], x.shape[3])
         let (oc, cg, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3])
         let oh = (h + p.0 + p.2 - d.0 * (kh - 1) - 1) / st.0 + 1, ow = (wd + p.1 + p.3 - d.1 * (kw - 1) - 1) / st.1 + 1
         let out = Tensor(shape: [n, oc, oh, ow])
         let ocg = oc / groups
-        _ = c
         for i in 0..<n { for o in 0..<oc { for y in 0..<oh { for xx in 0..<ow {
             var s = b?.data[o] ?? 0
             let g = o / ocg
@@ -270,10 +269,5 @@ final class GraphTests: XCTestCase {
         refuse(Data((0..<4000).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) }), "not a valid ONNX protobuf")
         // Unsupported op: rename Tanh to Erf in the serialized graph (same length).
         refuse(good.replacing(Data("Tanh".utf8), with: Data("Erfx".utf8)), "unsupported op Erfx")
-        // Training-mode batch norm and auto-pad both appear as readable errors.
-        var r = try GraphModel(path: onnx("zoo.onnx")).definition
-        XCTAssertEqual(r.opset, 17)
-        r = try GraphModel(path: onnx("rbwrn_tiny.onnx")).definition
-        XCTAssertTrue(r.nodes.contains { $0.op == "BatchNormalization" })
     }
 }

@@ -152,13 +152,9 @@ enum OpBuilder {
             let x = try dataShape()
             let axes = opset >= 13 ? (input(1).shape == nil ? nil : try intsConst(1, "axes")) : n.ints("axes")
             return Built(op: ViewOp(shape: try Fold.squeeze(x, axes: axes, unsqueeze: n.op == "Unsqueeze", fail: fail)), operands: [0])
-        case "Identity", "Dropout", "Cast":
-            let x = try dataShape()
-            if n.op == "Cast" && n.int("to", 1) != 1 { throw fail("Cast of image data to type \(n.int("to", 1)) is not supported") }
-            if n.op == "Dropout", case .constant(.ints(let v, _)) = input(2), v.first ?? 0 != 0 {
-                throw fail("Dropout with training_mode=true; export the model in eval mode")
-            }
-            return Built(op: ViewOp(shape: x), operands: [0])
+        case "Cast":   // float-to-float casts of image data never reach here (the plan passes them through)
+            _ = try dataShape()
+            throw fail("Cast of image data to type \(n.int("to", 1)) is not supported")
         case "Transpose":
             let x = try dataShape()
             let perm = n.ints("perm") ?? Array((0..<x.count).reversed())

@@ -84,30 +84,22 @@ public final class GraphModel: Network {
         return p
     }
 
-    /// Forward values of every slot.
-    private func forwardValues(_ p: GraphPlan, _ x: Tensor) throws -> [Tensor?] {
+    /// Forward values of every slot; with `keep` false each value is freed after its last read
+    /// (a forward-only pass holds only live tensors).
+    private func forwardValues(_ p: GraphPlan, _ x: Tensor, keep: Bool = true) throws -> [Tensor?] {
         var v = [Tensor?](repeating: nil, count: p.slotCount)
         v[0] = x
         for (k, t) in p.constants { v[k] = t }
-        for s in p.steps {
+        for (i, s) in p.steps.enumerated() {
             v[s.output] = try s.op.forward(s.inputs.map { v[$0]! })
+            if !keep { for j in p.lastReads[i] { v[j] = nil } }
         }
         return v
     }
 
     public func logits(_ x: Tensor) throws -> Tensor {
         let p = try plan(for: x.shape)
-        var v = [Tensor?](repeating: nil, count: p.slotCount)
-        v[0] = x
-        for (k, t) in p.constants { v[k] = t }
-        // Free each value after its last use: a forward-only pass keeps only live tensors.
-        var lastUse = [Int](repeating: -1, count: p.slotCount)
-        for (i, s) in p.steps.enumerated() { for j in s.inputs { lastUse[j] = i } }
-        for (i, s) in p.steps.enumerated() {
-            v[s.output] = try s.op.forward(s.inputs.map { v[$0]! })
-            for j in s.inputs where lastUse[j] == i && p.constants[j] == nil && j != 0 { v[j] = nil }
-        }
-        return v[p.outputSlot]!
+        return try forwardValues(p, x, keep: false)[p.outputSlot]!
     }
 
     private func isVariable(_ p: GraphPlan, _ slot: Int) -> Bool { p.constants[slot] == nil }

@@ -19,10 +19,20 @@ final class GraphPlan {
     let slotCount: Int
     let outputSlot: Int
     let outputShape: [Int]
+    /// For each step, the variable slots it reads for the last time (freed after it in
+    /// forward-only passes).
+    let lastReads: [[Int]]
 
     private init(steps: [PlanStep], constants: [Int: Tensor], slotCount: Int, outputSlot: Int, outputShape: [Int]) {
         self.steps = steps; self.constants = constants; self.slotCount = slotCount
         self.outputSlot = outputSlot; self.outputShape = outputShape
+        var last = [Int](repeating: -1, count: slotCount)
+        for (i, s) in steps.enumerated() { for j in s.inputs { last[j] = i } }
+        var reads = [[Int]](repeating: [], count: steps.count)
+        for (slot, i) in last.enumerated() where i >= 0 && constants[slot] == nil && slot != 0 && slot != outputSlot {
+            reads[i].append(slot)
+        }
+        lastReads = reads
     }
 
     /// The op types the executor runs (shape-only ops are folded at plan time).
@@ -79,6 +89,15 @@ final class GraphPlan {
             if allConstant {
                 let consts = ins.map { k -> GraphValue? in if case .constant(let v)? = k { return v }; return nil }
                 known[outName] = .constant(try Fold.evaluate(node, consts, path: path, opset: g.opset))
+                continue
+            }
+            // Identity, Dropout (inference) and a float-to-float Cast pass their input through: no step.
+            if ["Identity", "Dropout"].contains(node.op) || (node.op == "Cast" && node.int("to", 1) == 1),
+               case .variable(let slot, let shape)? = ins.first {
+                if node.op == "Dropout", case .constant(.ints(let v, _))? = ins.count > 2 ? ins[2] : nil, v.first ?? 0 != 0 {
+                    throw fail("Dropout with training_mode=true; export the model in eval mode")
+                }
+                known[outName] = .variable(slot: slot, shape: shape)
                 continue
             }
             // Executable: variable inputs by slot, constant inputs resolved into the op or a const slot.
