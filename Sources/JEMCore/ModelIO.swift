@@ -116,6 +116,33 @@ public enum ModelIO {
         return c
     }
 
+    /// The image size (height, width) a model expects, where it is known: a static ONNX input, the
+    /// `image_size` metadata `train` writes, or the data set and padding of its training recipe.
+    public static func expectedImageSize(_ l: LoadedModel) -> (Int, Int)? {
+        if let g = l.model as? GraphModel {
+            let s = g.imageShape
+            return s.count == 3 && s[1] > 0 && s[2] > 0 ? (s[1], s[2]) : nil
+        }
+        let m = l.metadata
+        if let s = m["image_size"] {
+            let p = s.split(separator: "x").compactMap { Int($0) }
+            if p.count == 2 { return (p[0], p[1]) }
+        }
+        guard let c = TrainConfig.fromMetadata(m) else { return nil }
+        if let p = c.padTo { return (p, p) }
+        switch try? DataSpec.parse(c.data) {
+        case .fashionMNIST, .mnist: return (28, 28)
+        case .cifar10, .cifar100, .svhn: return (32, 32)
+        default: return nil
+        }
+    }
+
+    /// Refuses images whose size differs from the size the model expects (unless `allowAnySize`).
+    public static func checkImageSize(_ d: Dataset, for l: LoadedModel, allowAnySize: Bool) throws {
+        guard !allowAnySize, let (h, w) = expectedImageSize(l), (h, w) != (d.height, d.width) else { return }
+        throw JEMError.invalidArgument("\(d.name): images are \(d.height)×\(d.width), but \(l.path) expects \(h)×\(w) (the size it was trained on); adapt the data (--pad-to) or pass --allow-any-size to evaluate anyway")
+    }
+
     /// Loads a model file: a Wide-ResNet JEM (.safetensors) or any CNN exported to ONNX (.onnx).
     public static func load(path: String, overrides: ModelOverrides = ModelOverrides()) throws -> LoadedModel {
         if path.lowercased().hasSuffix(".onnx") {
@@ -131,6 +158,13 @@ public enum ModelIO {
         }
         let file = try SafeTensorsFile(path: path)
         let config = try config(metadata: file.metadata, overrides: overrides, path: path)
+        // The architecture comes from metadata or flags: a large one must be held by the file before
+        // it is allocated (a hostile width or depth must not exhaust memory first); a small one is
+        // allocated and each tensor's shape compared, which names the tensor that differs.
+        let held = file.entries.values.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        guard held >= config.stateElementCount || config.stateElementCount <= 50_000_000 else {
+            throw JEMError.badFile(path: path, reason: "the architecture \(config.archName) (\(config.inChannels) input channels, \(config.numClasses) classes\(config.norm == .batch ? ", batch norm" : "")) has \(config.stateElementCount) values, the file's tensors hold only \(held)")
+        }
         let model = try WideResNet(config: config)
         let prefix = file.entries.keys.contains { $0.hasPrefix("module.") } ? "module." : ""
         for p in model.parameters {
@@ -140,6 +174,9 @@ public enum ModelIO {
                 throw JEMError.badFile(path: path, reason: "Shape mismatch in `\(name)`: expected \(p.value.shapeDescription) for \(config.archName), found [\(e.shape.map(String.init).joined(separator: ","))]")
             }
             let t = try file.tensor(name)
+            guard t.isFinite else {
+                throw JEMError.badFile(path: path, reason: "tensor `\(name)` holds non-finite values (NaN or infinity)")
+            }
             p.value.assign(t)
         }
         return LoadedModel(model: model, path: path, metadata: file.metadata)

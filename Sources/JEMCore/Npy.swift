@@ -66,11 +66,12 @@ public struct NpyArray {
             }
             return v
         }
-        let n = dims.reduce(1, *)
         let size: Int = [.f4: 4, .f8: 8, .u1: 1, .i4: 4, .i8: 8][dtype]!
+        let need = try Checked.byteCount(dims, elementSize: size, what: "array", path: path)
+        let n = need / size
         let dataStart = start + headerLen
-        guard bytes.count - dataStart >= n * size else {
-            throw JEMError.badFile(path: path, reason: "truncated data: shape \(dims) of \(descr) needs \(n * size) bytes, file has \(bytes.count - dataStart)")
+        guard bytes.count - dataStart >= need else {
+            throw JEMError.badFile(path: path, reason: "truncated data: shape \(dims) of \(descr) needs \(need) bytes, file has \(bytes.count - dataStart)")
         }
         var values = [Double](repeating: 0, count: n)
         bytes.withUnsafeBytes { raw in

@@ -75,21 +75,21 @@ public struct SafeTensorsFile {
                 throw JEMError.badFile(path: path, reason: "tensor `\(name)`: unsupported dtype \(dt)")
             }
             let shape = try shapeAny.map { v -> Int in
-                guard let i = (v as? NSNumber)?.intValue, i >= 0 else {
+                guard let i = Self.nonNegativeInteger(v, max: Checked.maxElements) else {
                     throw JEMError.badFile(path: path, reason: "tensor `\(name)`: bad shape \(shapeAny)")
                 }
                 return i
             }
             let offs = try offAny.map { v -> Int in
-                guard let i = (v as? NSNumber)?.int64Value, i >= 0, i <= Int64(Int.max / 2) else {
+                guard let i = Self.nonNegativeInteger(v, max: 1 << 53) else {
                     throw JEMError.badFile(path: path, reason: "tensor `\(name)`: bad data_offsets \(offAny)")
                 }
-                return Int(i)
+                return i
             }
             guard offs[0] <= offs[1], offs[1] <= dataLen else {
                 throw JEMError.badFile(path: path, reason: "tensor `\(name)`: data_offsets [\(offs[0]), \(offs[1])] out of range (data section is \(dataLen) bytes; file truncated?)")
             }
-            let bytes = shape.reduce(1, *) * dtype.size
+            let bytes = try Checked.byteCount(shape, elementSize: dtype.size, what: "tensor `\(name)`", path: path)
             guard offs[1] - offs[0] == bytes else {
                 throw JEMError.badFile(path: path, reason: "tensor `\(name)`: shape \(shape) of \(dt) needs \(bytes) bytes, data_offsets span \(offs[1] - offs[0])")
             }
@@ -101,6 +101,14 @@ public struct SafeTensorsFile {
         }
         self.metadata = meta
         self.entries = entries
+    }
+
+    /// A JSON number that is an integer in 0...max (JSON numbers may be fractional or huge).
+    private static func nonNegativeInteger(_ v: Any, max: Int) -> Int? {
+        guard let n = v as? NSNumber else { return nil }
+        let d = n.doubleValue
+        guard d.isFinite, d >= 0, d <= Double(max), d == d.rounded() else { return nil }
+        return Int(d)
     }
 
     /// The tensor `name` converted to float32.

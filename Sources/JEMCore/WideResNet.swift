@@ -42,9 +42,11 @@ public struct WRNConfig: Codable, Equatable, Sendable {
         guard depth >= 10, (depth - 4) % 6 == 0 else {
             throw JEMError.invalidArgument("Wide-ResNet depth must be 6n+4 with n ≥ 1 (10, 16, 22, 28, ...), got \(depth)")
         }
-        guard width >= 1 else { throw JEMError.invalidArgument("Wide-ResNet widen factor must be ≥ 1, got \(width)") }
-        guard inChannels >= 1 else { throw JEMError.invalidArgument("input channels must be ≥ 1, got \(inChannels)") }
-        guard numClasses >= 2 else { throw JEMError.invalidArgument("class count must be ≥ 2, got \(numClasses)") }
+        guard depth <= Self.maxDepth else { throw JEMError.invalidArgument("Wide-ResNet depth \(depth) is implausible (at most \(Self.maxDepth))") }
+        guard width >= 1, width <= Self.maxWidth else { throw JEMError.invalidArgument("Wide-ResNet widen factor must be in 1...\(Self.maxWidth), got \(width)") }
+        guard inChannels >= 1, inChannels <= Self.maxInChannels else { throw JEMError.invalidArgument("input channels must be in 1...\(Self.maxInChannels), got \(inChannels)") }
+        guard numClasses >= 2, numClasses <= Self.maxClasses else { throw JEMError.invalidArgument("class count must be in 2...\(Self.maxClasses), got \(numClasses)") }
+        guard inputMean.allSatisfy({ $0.isFinite }) else { throw JEMError.invalidArgument("input_mean must be finite, got \(inputMean)") }
         guard inputMean.count == inChannels, inputStd.count == inChannels else {
             throw JEMError.invalidArgument("input_mean and input_std need \(inChannels) values (one per channel), got \(inputMean.count) and \(inputStd.count)")
         }
@@ -53,6 +55,27 @@ public struct WRNConfig: Codable, Equatable, Sendable {
     }
 
     public var stageWidths: [Int] { [16, 16 * width, 32 * width, 64 * width] }
+
+    /// Plausibility bounds for architectures read from files and flags (WRN-70-16, the largest
+    /// RobustBench Wide-ResNet, is well inside them).
+    public static let maxDepth = 202, maxWidth = 32, maxInChannels = 64, maxClasses = 100_000
+
+    /// Values in the state dict (parameters and batch-norm buffers), without allocating it.
+    public var stateElementCount: Int {
+        let w = stageWidths, n = (depth - 4) / 6
+        let bn = norm == .batch ? 4 : 0
+        var total = 16 * inChannels * 9 + 16
+        var inPlanes = w[0]
+        for (stage, stride) in [(1, 1), (2, 2), (3, 2)] {
+            for i in 0..<n {
+                let planes = w[stage]
+                total += bn * inPlanes + planes * inPlanes * 9 + planes + bn * planes + planes * planes * 9 + planes
+                if (i == 0 ? stride : 1) != 1 || inPlanes != planes { total += planes * inPlanes + planes }
+                inPlanes = planes
+            }
+        }
+        return total + bn * w[3] + numClasses * w[3] + numClasses
+    }
 }
 
 /// One pre-activation block: conv1(lrelu(bn1(x))) → conv2(lrelu(bn2(·))) + shortcut(x).

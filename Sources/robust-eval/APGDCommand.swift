@@ -12,12 +12,12 @@ struct APGDCommand: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @OptionGroup var input: InputOptions
     @OptionGroup var threat: ThreatOptions
-    @Option(name: .long, help: "Steps (default 100).") var steps: Int = 100
-    @Option(name: .long, help: "Restarts (only on points still robust).") var restarts: Int = 1
+    @Option(name: .long, parsing: .unconditional, help: "Steps (default 100).") var steps: Int = 100
+    @Option(name: .long, parsing: .unconditional, help: "Restarts (only on points still robust).") var restarts: Int = 1
     @Option(name: .long, help: "Loss: ce or dlr.") var loss: APGDLoss = .ce
     @Flag(name: .long, help: "Targeted DLR over the top wrong classes (APGD-T).") var targeted = false
-    @Option(name: .long, help: "Target classes for --targeted (default 9, at most classes − 1).") var nTargetClasses: Int?
-    @Option(name: .long, help: "EOT draws per gradient (for randomised models).") var eot: Int = 1
+    @Option(name: .long, parsing: .unconditional, help: "Target classes for --targeted (default 9, at most classes − 1).") var nTargetClasses: Int?
+    @Option(name: .long, parsing: .unconditional, help: "EOT draws per gradient (for randomised models).") var eot: Int = 1
     @OptionGroup var output: EnsembleOutputOptions
     @OptionGroup var runtime: RuntimeOptions
 

@@ -11,10 +11,10 @@ extension AttackLoss: ExpressibleByArgument {}
 
 struct AttackOptions: ParsableArguments {
     @Option(name: .long, help: "Threat model: linf or l2.") var norm: ThreatNorm = .linf
-    @Option(name: .long, help: "ε, a fraction (8/255) or a decimal. Default: 8/255 (L∞), 0.5 (L2).") var eps: String?
-    @Option(name: .long, help: "PGD steps (default 10).") var steps: Int = 10
-    @Option(name: .long, help: "Step size, absolute (2/255) or relative to ε ('0.25eps'). Default: ε/4 for L∞ (2/255 at 8/255), 2.5·ε/steps for L2.") var stepSize: String?
-    @Option(name: .long, help: "Restarts; an example is broken if any restart breaks it.") var restarts: Int = 1
+    @Option(name: .long, parsing: .unconditional, help: "ε, a fraction (8/255) or a decimal. Default: 8/255 (L∞), 0.5 (L2).") var eps: String?
+    @Option(name: .long, parsing: .unconditional, help: "PGD steps (default 10).") var steps: Int = 10
+    @Option(name: .long, parsing: .unconditional, help: "Step size, absolute (2/255) or relative to ε ('0.25eps'). Default: ε/4 for L∞ (2/255 at 8/255), 2.5·ε/steps for L2.") var stepSize: String?
+    @Option(name: .long, parsing: .unconditional, help: "Restarts; an example is broken if any restart breaks it.") var restarts: Int = 1
     @Flag(name: .long, help: "Start at x instead of a random point in the ε-ball.") var noRandomStart = false
     @Flag(name: .long, help: "Targeted attack towards a random wrong class per example (seeded).") var targeted = false
     @Option(name: .long, help: "Loss: ce (cross-entropy) or margin (CW).") var loss: AttackLoss = .ce
@@ -26,6 +26,13 @@ struct AttackOptions: ParsableArguments {
         guard v >= 0 else { throw ValidationError("--eps must be non-negative, got \(s)") }
         if norm == .linf && v > 1 { throw ValidationError("--eps \(s) is above 1 (the whole pixel range) for L∞") }
         return Float(v)
+    }
+
+    func validate() throws {
+        try Check.range(steps, 1...100_000, "--steps")
+        try Check.range(restarts, 1...1000, "--restarts")
+        // curve takes a list of ε and checks it itself; the step size is checked against its largest.
+        _ = try config(epsilon: eps?.contains(",") == true ? 1 : nil)
     }
 
     func config(epsilon: Float? = nil) throws -> PGDConfig {
@@ -56,12 +63,16 @@ struct InputOptions: ParsableArguments {
     @OptionGroup var data: DataOptions
     @Option(name: .long, help: "Images .npy instead of --data (N×C×H×W or N×H×W×C, in [0,1] or uint8).") var images: String?
     @Option(name: .long, help: "Labels .npy for --images.") var labels: String?
-    @Option(name: .long, help: "Batch size.") var batchSize: Int = 128
+    @Option(name: .long, parsing: .unconditional, help: "Batch size.") var batchSize: Int = 128
 
     /// Loads the images; a model's metadata `pad_to` / `to_channels` (written by `train`) adapt the
     /// data unless --pad-to / --to-channels are given.
-    func load(classes: Int, metadata: [String: String] = [:]) throws -> Dataset {
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be ≥ 1, got \(batchSize)") }
+    func load(for model: LoadedModel) throws -> Dataset {
+        try load(classes: model.model.numClasses, metadata: model.metadata, checkSize: model)
+    }
+
+    func load(classes: Int, metadata: [String: String] = [:], checkSize model: LoadedModel? = nil) throws -> Dataset {
+        try validateFlags()
         var d: Dataset
         if let images {
             guard let labels else { throw ValidationError("--images needs --labels") }
@@ -73,7 +84,18 @@ struct InputOptions: ParsableArguments {
         guard d.numClasses == classes else {
             throw ValidationError("\(d.name) has \(d.numClasses) classes but the model has \(classes)")
         }
-        return try adaptToModel(d, metadata: metadata, padTo: data.padTo, toChannels: data.toChannels)
+        d = try adaptToModel(d, metadata: metadata, padTo: data.padTo, toChannels: data.toChannels)
+        if let model { try ModelIO.checkImageSize(d, for: model, allowAnySize: data.allowAnySize) }
+        return d
+    }
+
+    func validate() throws { try validateFlags() }
+
+    func validateFlags() throws {
+        try data.validateFlags()
+        guard batchSize >= 1, batchSize <= maxBatchSize else { throw ValidationError("--batch-size must be in 1...\(maxBatchSize), got \(batchSize)") }
+        if labels != nil && images == nil { throw ValidationError("--labels needs --images (the labels of which images?)") }
+        if images != nil && data.data != "fashion-mnist" { throw ValidationError("--images and --data both give the input; use one") }
     }
 }
 
@@ -90,6 +112,13 @@ struct OutputOptions: ParsableArguments {
     @Option(name: .long, help: "Write the report as JSON.") var json: String?
     @Option(name: .long, help: "Write per-example results as CSV (index,label,clean_prediction,adversarial_prediction,perturbation_norm).") var perExample: String?
     @Option(name: .long, help: "Save the adversarial examples, float32 N×C×H×W .npy in [0,1], input order.") var saveAdversarials: String?
+
+    func validate() throws {
+        try Check.writable(json, "--json")
+        try Check.writable(perExample, "--per-example")
+        try Check.writable(saveAdversarials, "--save-adversarials")
+        try Check.writable(saveAdversarials.map(adversarialLabelsPath), "--save-adversarials (labels)")
+    }
 
     func writePerExample(_ r: RobustnessResult) throws {
         guard let perExample else { return }
@@ -121,3 +150,6 @@ struct AttackReport: Codable {
     var transfer_robust_accuracy: Double?
     var defense_config: DefenseConfig?
 }
+
+/// Where the labels of a saved adversarial set go: ADV.labels.npy beside ADV.npy.
+func adversarialLabelsPath(_ p: String) -> String { p.hasSuffix(".npy") ? String(p.dropLast(4)) + ".labels.npy" : p + ".labels.npy" }

@@ -16,13 +16,13 @@ struct AutoAttackCommand: ParsableCommand {
     @Option(name: .long, help: "standard (APGD-CE, APGD-T, FAB-T, Square) or rand (APGD-CE, APGD-DLR with EOT 20).") var version: AutoAttackVersion = .standard
     @Option(name: .long, help: "Comma-separated subset, in order: apgd-ce, apgd-t, fab-t, square, apgd-dlr.") var attacks: String?
     @OptionGroup var threat: ThreatOptions
-    @Option(name: .long, help: "Iterations of APGD and FAB (default 100).") var nIter: Int = 100
-    @Option(name: .long, help: "Square's query budget (default 5000).") var nQueries: Int = 5000
-    @Option(name: .long, help: "Target classes of APGD-T and FAB-T (default 9, at most classes − 1).") var nTargetClasses: Int?
-    @Option(name: .long, help: "EOT draws per gradient (default 1 standard, 20 rand).") var eot: Int?
-    @Option(name: .long, help: "Attack the SGLD-refinement defense with K steps around the model (reference defaults: 5 chains, σ 0.03, α 1, σ_n 0.01); use with --version rand.") var sgldSteps: Int?
+    @Option(name: .long, parsing: .unconditional, help: "Iterations of APGD and FAB (default 100).") var nIter: Int = 100
+    @Option(name: .long, parsing: .unconditional, help: "Square's query budget (default 5000).") var nQueries: Int = 5000
+    @Option(name: .long, parsing: .unconditional, help: "Target classes of APGD-T and FAB-T (default 9, at most classes − 1).") var nTargetClasses: Int?
+    @Option(name: .long, parsing: .unconditional, help: "EOT draws per gradient (default 1 standard, 20 rand).") var eot: Int?
+    @Option(name: .long, parsing: .unconditional, help: "Attack the SGLD-refinement defense with K steps around the model (reference defaults: 5 chains, σ 0.03, α 1, σ_n 0.01); use with --version rand.") var sgldSteps: Int?
     @Option(name: .long, help: "With --sgld-steps: the attack's gradient through the defense, full (exact, default) or bpda.") var gradient: DefenseGradient = .full
-    @Option(name: .long, help: "With --sgld-steps: evaluation runs; robust only if correct in all (default 5).") var evalRuns: Int = 5
+    @Option(name: .long, parsing: .unconditional, help: "With --sgld-steps: evaluation runs; robust only if correct in all (default 5).") var evalRuns: Int = 5
     @OptionGroup var output: EnsembleOutputOptions
     @OptionGroup var runtime: RuntimeOptions
 
@@ -84,7 +84,9 @@ func parseNameList<T: RawRepresentable & CaseIterable & Equatable>(_ s: String, 
 /// The threat model flags of autoattack, apgd, square and defend.
 struct ThreatOptions: ParsableArguments {
     @Option(name: .long, help: "Threat model: linf or l2.") var norm: ThreatNorm = .linf
-    @Option(name: .long, help: "ε, a fraction (8/255) or a decimal. Default: 8/255 (L∞), 0.5 (L2).") var eps: String?
+    @Option(name: .long, parsing: .unconditional, help: "ε, a fraction (8/255) or a decimal. Default: 8/255 (L∞), 0.5 (L2).") var eps: String?
+
+    func validate() throws { _ = try epsilon() }
 
     func epsilon() throws -> Float { try parseEpsilon(eps, norm: norm) }
 }

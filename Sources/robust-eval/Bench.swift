@@ -25,8 +25,8 @@ struct BenchReport: Codable {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Time forward, training step and input gradient of the reference Wide-ResNets, or end-to-end workloads (--workload).")
-    @Option(name: .long, help: "Batch size.") var batch: Int = 64
-    @Option(name: .long, help: "Timed repetitions per row (median reported).") var repeats: Int = 5
+    @Option(name: .long, parsing: .unconditional, help: "Batch size.") var batch: Int = 64
+    @Option(name: .long, parsing: .unconditional, help: "Timed repetitions per row (median reported).") var repeats: Int = 5
     @Option(name: .long, help: "Only rows whose model matches (e.g. wrn-16-4).") var only: String?
     @Option(name: .long, help: "Write the rows as JSON.") var json: String?
     @Option(name: .long, help: """

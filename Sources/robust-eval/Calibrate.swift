@@ -10,18 +10,27 @@ struct Calibrate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Calibration: expected and maximum calibration error, NLL, reliability diagram.")
     @OptionGroup var model: ModelOptions
     @OptionGroup var input: InputOptions
-    @Option(name: .long, help: "Equal-width confidence bins (reference 20).") var bins: Int = 20
+    @Option(name: .long, parsing: .unconditional, help: "Equal-width confidence bins (reference 20).") var bins: Int = 20
     @Option(name: .long, help: "Apply K SGLD refinement steps (the defense) before classifying; 'none' for the bare model.") var refine: String = "none"
     @OptionGroup var defense: DefenseOptions
     @Option(name: .long, help: "Write the report (accuracy, ece, mce, nll, bins) as JSON.") var json: String?
     @Option(name: .long, help: "Reliability diagram stem: writes STEM.svg and STEM.png.") var diagram: String?
     @OptionGroup var runtime: RuntimeOptions
 
+    func validate() throws {
+        try Check.range(bins, 1...10_000, "--bins")
+        if refine != "none" {
+            guard let k = Int(refine), (0...100_000).contains(k) else { throw ValidationError("--refine must be 'none' or a step count in 0...100000, got '\(refine)'") }
+        }
+        try Check.writable(json, "--json")
+        try Check.writable(diagram.map { $0 + ".svg" }, "--diagram")
+        try Check.writable(diagram.map { $0 + ".png" }, "--diagram")
+    }
+
     func run() throws {
         runtime.apply()
-        guard bins >= 1 else { throw ValidationError("--bins must be ≥ 1, got \(bins)") }
         let l = try model.load()
-        let d = try input.load(classes: l.model.numClasses, metadata: l.metadata)
+        let d = try input.load(for: l)
         var clf: Classifier = l.classifier
         var label = "bare model"
         if refine != "none" {

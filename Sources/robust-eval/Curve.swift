@@ -35,7 +35,7 @@ struct Curve: ParsableCommand {
         L2 0,0.25,0.5,1,1.5,2). Without --limit, the first 500 test images are used.
         """)
     @Option(name: .long, help: "Model (repeatable): jem, baseline or a file.") var model: [String] = []
-    @Option(name: .long, help: "Defense settings for every --model, comma-separated: none or K steps.") var sgldSteps: String = "none"
+    @Option(name: .long, parsing: .unconditional, help: "Defense settings for every --model, comma-separated: none or K steps.") var sgldSteps: String = "none"
     @Option(name: .long, help: "A series MODEL:K or MODEL:none (repeatable).") var series: [String] = []
     @OptionGroup var input: InputOptions
     @OptionGroup var attack: AttackOptions
@@ -78,7 +78,7 @@ struct Curve: ParsableCommand {
         var loaded: [String: LoadedModel] = [:]
         for (m, _) in specs where loaded[m] == nil { loaded[m] = try BundledModels.load(m) }
         let classes = loaded.values.first!.model.numClasses
-        let d = try inp.load(classes: classes, metadata: loaded[specs[0].0]!.metadata)
+        let d = try inp.load(for: loaded[specs[0].0]!)
         let t0 = Date()
         var reports: [CurveSeriesReport] = []
         for (name, k) in specs {

@@ -12,15 +12,24 @@ extension DefenseGradient: ExpressibleByArgument {}
 /// The defense's knobs other than its step count (which `defend` takes as one number and `curve`
 /// as a list).
 struct DefenseOptions: ParsableArguments {
-    @Option(name: .long, help: "n, chains per input (reference 5).") var chains: Int = 5
-    @Option(name: .long, help: "σ of each chain's N(0,σ²) start noise, normalised space (reference 0.03).") var initNoise: Float = 0.03
-    @Option(name: .long, help: "α, SGLD step size (reference 1).") var sgldStepSize: Float = 1
-    @Option(name: .long, help: "σ_n, SGLD noise (reference 0.01).") var sgldNoise: Float = 0.01
+    @Option(name: .long, parsing: .unconditional, help: "n, chains per input (reference 5).") var chains: Int = 5
+    @Option(name: .long, parsing: .unconditional, help: "σ of each chain's N(0,σ²) start noise, normalised space (reference 0.03).") var initNoise: Float = 0.03
+    @Option(name: .long, parsing: .unconditional, help: "α, SGLD step size (reference 1).") var sgldStepSize: Float = 1
+    @Option(name: .long, parsing: .unconditional, help: "σ_n, SGLD noise (reference 0.01).") var sgldNoise: Float = 0.01
     @Option(name: .customLong("gradient"), help: "Attack gradient through the defense: full (exact, through the chain; defend's and autoattack's default) or bpda (identity Jacobian; curve's and calibrate's default).")
     var gradientFlag: DefenseGradient?
-    @Option(name: .long, help: "R, EOT draws of the defense's randomness per attack step.") var eot: Int = 1
-    @Option(name: .customLong("eval-runs"), help: "M, evaluation runs of the defense (defend, autoattack: robust only if correct in all M, default 5; curve: logits averaged, default 1).")
+    @Option(name: .long, parsing: .unconditional, help: "R, EOT draws of the defense's randomness per attack step.") var eot: Int = 1
+    @Option(name: .customLong("eval-runs"), parsing: .unconditional, help: "M, evaluation runs of the defense (defend, autoattack: robust only if correct in all M, default 5; curve: logits averaged, default 1).")
     var evalRunsFlag: Int?
+
+    func validate() throws {
+        try Check.range(chains, 1...1000, "--chains")
+        try Check.finite(initNoise, 0...10, "--init-noise")
+        try Check.positive(sgldStepSize, "--sgld-step-size")
+        try Check.finite(sgldNoise, 0...10, "--sgld-noise")
+        try Check.range(eot, 1...10_000, "--eot")
+        try Check.range(evalRunsFlag, 1...1000, "--eval-runs")
+    }
 
     /// curve's and calibrate's defaults (unchanged): BPDA, logits of one run.
     var gradient: DefenseGradient { gradientFlag ?? .bpda }
@@ -89,12 +98,12 @@ struct Defend: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @OptionGroup var input: InputOptions
     @OptionGroup var threat: ThreatOptions
-    @Option(name: .long, help: "APGD steps of the gradient attacks (AutoAttack's rand version: 100).") var steps: Int = 20
-    @Option(name: .long, help: "Restarts of the gradient attacks.") var restarts: Int = 1
+    @Option(name: .long, parsing: .unconditional, help: "APGD steps of the gradient attacks (AutoAttack's rand version: 100).") var steps: Int = 20
+    @Option(name: .long, parsing: .unconditional, help: "Restarts of the gradient attacks.") var restarts: Int = 1
     @Option(name: .long, help: "Comma-separated, in order: apgd-ce, apgd-dlr, bpda, transfer, square (default: all).") var attacks: String?
-    @Option(name: .long, help: "Square's query budget on the defense.") var nQueries: Int = 100
-    @Option(name: .long, help: "K, SGLD refinement steps (the paper's JEM-0/1/10).") var sgldSteps: Int = 10
-    @Option(name: .long, help: "K', a shorter chain the attack differentiates instead of the defense's K steps (surrogate chain).") var attackSgldSteps: Int?
+    @Option(name: .long, parsing: .unconditional, help: "Square's query budget on the defense.") var nQueries: Int = 100
+    @Option(name: .long, parsing: .unconditional, help: "K, SGLD refinement steps (the paper's JEM-0/1/10).") var sgldSteps: Int = 10
+    @Option(name: .long, parsing: .unconditional, help: "K', a shorter chain the attack differentiates instead of the defense's K steps (surrogate chain).") var attackSgldSteps: Int?
     @OptionGroup var defense: DefenseOptions
     @OptionGroup var output: EnsembleOutputOptions
     @OptionGroup var runtime: RuntimeOptions
@@ -129,7 +138,7 @@ struct Defend: ParsableCommand {
         let l = try model.load()
         var inp = input
         if inp.data.limit == nil && inp.images == nil { inp.data.limit = 1000 }
-        let d = try inp.load(classes: l.model.numClasses, metadata: l.metadata)
+        let d = try inp.load(for: l)
         guard d.count > 0 else { throw ValidationError("no images selected (check --limit / --offset)") }
         let defended = try SGLDDefense(model: l.model, config: dcfg)
         let kAttack = attackSgldSteps ?? sgldSteps

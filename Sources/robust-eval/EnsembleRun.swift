@@ -17,31 +17,15 @@ struct EnsembleOutputOptions: ParsableArguments {
     @Flag(name: .long, help: "Skip the gradient-masking checks (large-ε run, zero gradients, randomness).") var noChecks = false
 
     /// Every output path must be writable before the first attack runs.
+    func validate() throws { try checkWritable() }
+
     func checkWritable() throws {
         let outputs: [(String, String?)] = [("--json", json), ("--per-example", perExample), ("--save-adversarials", saveAdversarials),
                                             ("--save-adversarials (labels)", saveAdversarials.map(labelsPath)), ("--state", state)]
-        for (flag, p) in outputs {
-            guard let p else { continue }
-            try checkWritablePath(p, flag: flag)
-        }
+        for (flag, p) in outputs { try Check.writable(p, flag) }
     }
 
-    func labelsPath(_ p: String) -> String { p.hasSuffix(".npy") ? String(p.dropLast(4)) + ".labels.npy" : p + ".labels.npy" }
-}
-
-/// Throws unless `path` can be created or replaced (its directory exists and is writable; it is not a directory).
-func checkWritablePath(_ path: String, flag: String) throws {
-    let fm = FileManager.default
-    var isDir: ObjCBool = false
-    if fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
-        throw ValidationError("\(flag) \(path) is a directory, expected a file path")
-    }
-    let dir = (path as NSString).deletingLastPathComponent
-    let d = dir.isEmpty ? "." : dir
-    guard fm.fileExists(atPath: d, isDirectory: &isDir), isDir.boolValue else {
-        throw ValidationError("\(flag) \(path): directory \(d) does not exist")
-    }
-    guard fm.isWritableFile(atPath: d) else { throw ValidationError("\(flag) \(path): directory \(d) is not writable") }
+    func labelsPath(_ p: String) -> String { adversarialLabelsPath(p) }
 }
 
 /// FNV-1a over bytes, as hex: a fingerprint of model files and data for --state.
@@ -165,7 +149,7 @@ func runEnsemble(command: String, config: AutoAttackConfig, model: ModelOptions,
     runtime.apply()
     try output.checkWritable()
     let l = try model.load()
-    let d = try input.load(classes: l.model.numClasses, metadata: l.metadata)
+    let d = try input.load(for: l)
     guard d.count > 0 else { throw ValidationError("no images selected (check --limit / --offset)") }
     try config.validate(classes: l.model.numClasses)
     let (classifier, defenseNote) = try wrap?(l) ?? (l.classifier, "")

@@ -19,7 +19,7 @@ struct Eval: ParsableCommand {
     @OptionGroup var data: DataOptions
     @Option(name: .long, help: "Images .npy instead of --data.") var images: String?
     @Option(name: .long, help: "Labels .npy for --images.") var labels: String?
-    @Option(name: .long, help: "Batch size.") var batchSize: Int = 256
+    @Option(name: .long, parsing: .unconditional, help: "Batch size.") var batchSize: Int = 256
     @Option(name: .long, help: "Write the report as JSON.") var json: String?
     @OptionGroup var runtime: RuntimeOptions
 

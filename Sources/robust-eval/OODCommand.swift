@@ -32,10 +32,26 @@ struct OODCommand: ParsableCommand {
     @Option(name: .long, help: "Histogram stem: writes STEM_SCORE.svg/.png per score.") var histograms: String?
     @OptionGroup var runtime: RuntimeOptions
 
+    func validate() throws {
+        try Check.writable(json, "--json")
+        if let h = histograms { for s in OODScore.allCases { try Check.writable("\(h)_\(s.rawValue).svg", "--histograms") } }
+        if let dir = scoresOut {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) {
+                guard isDir.boolValue else { throw ValidationError("--scores-out \(dir) is a file; expected a directory") }
+                try Check.directory(dir, flag: "--scores-out", for: dir)
+            } else {
+                let parent = (dir as NSString).deletingLastPathComponent
+                try Check.directory(parent.isEmpty ? "." : parent, flag: "--scores-out", for: dir)
+            }
+        }
+        for o in ood where BuiltinOOD(rawValue: o) == nil { _ = try DataSpec.parse(o) }
+    }
+
     func run() throws {
         runtime.apply()
         let l = try model.load()
-        let d = try input.load(classes: l.model.numClasses, metadata: l.metadata)
+        let d = try input.load(for: l)
         var rng = SeededRandom(seed: runtime.seed)
         var sets: [(String, Tensor)] = []
         for o in (ood.isEmpty ? BuiltinOOD.allCases.map(\.rawValue) : ood) {
@@ -60,7 +76,8 @@ struct OODCommand: ParsableCommand {
         var reports: [OODSetReport] = []
         var outScores: [String: [OODScore: [Float]]] = [:]
         print("model: \(l.path)\nin-distribution: \(d.name), \(d.count) images (positive)")
-        print("AUROC".padding(toLength: 30, withPad: " ", startingAt: 0) + OODScore.allCases.map { $0.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0) }.joined())
+        func pad(_ t: String, _ n: Int) -> String { t.count >= n ? t + " " : t.padding(toLength: n, withPad: " ", startingAt: 0) }
+        print(pad("", 30) + OODScore.allCases.map { pad($0.rawValue + ": AUROC / AUPR / FPR95", 36) }.joined())
         for (name, x) in sets {
             var m: [String: DetectionMetrics] = [:]
             for s in OODScore.allCases {
@@ -73,17 +90,20 @@ struct OODCommand: ParsableCommand {
                 }
             }
             reports.append(OODSetReport(name: name, n: x.shape[0], metrics: m))
-            print(name.padding(toLength: 30, withPad: " ", startingAt: 0) + OODScore.allCases.map { String(format: "%-10.3f", m[$0.rawValue]!.auroc) }.joined())
+            print(pad(name, 30) + OODScore.allCases.map { s -> String in
+                let v = m[s.rawValue]!
+                return pad(String(format: "%.3f / %.3f / %.3f", v.auroc, v.aupr, v.fpr_at_95_tpr), 36)
+            }.joined())
         }
         if let json { try writeJSON(OODReport(model: l.path, data: d.name, n: d.count, sets: reports), to: json) }
         if let stem = histograms {
             for s in OODScore.allCases {
-                let all = inScores[s]! + sets.flatMap { outScores[$0.0]![s]! }
+                let all = (inScores[s]! + sets.flatMap { outScores[$0.0]![s]! }).filter(\.isFinite)
                 let lo = Double(all.min() ?? 0), hi = Double(all.max() ?? 1)
                 let bins = 30, width = max((hi - lo) / Double(bins), 1e-9)
                 func hist(_ v: [Float]) -> [(Double, Double)] {
                     var h = [Double](repeating: 0, count: bins)
-                    for x in v { h[min(Int((Double(x) - lo) / width), bins - 1)] += 1 }
+                    for x in v where x.isFinite { h[max(0, min(Int((Double(x) - lo) / width), bins - 1))] += 1 }
                     return h.enumerated().map { (lo + (Double($0.offset) + 0.5) * width, $0.element / Double(max(v.count, 1))) }
                 }
                 let series = [Chart.Series(label: "in: \(d.name)", points: hist(inScores[s]!))] +

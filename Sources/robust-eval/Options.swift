@@ -17,18 +17,30 @@ struct ModelOptions: ParsableArguments {
     var model: String = "jem"
     @Option(name: .long, help: "Architecture of a bare state dict, wrn-D-K (overrides metadata).")
     var arch: String?
-    @Option(name: .long, help: "Input channels (overrides metadata).")
+    @Option(name: .long, parsing: .unconditional, help: "Input channels (overrides metadata).")
     var inChannels: Int?
-    @Option(name: .long, help: "Class count (overrides metadata).")
+    @Option(name: .long, parsing: .unconditional, help: "Class count (overrides metadata).")
     var classes: Int?
     @Flag(name: .long, help: "The model uses batch norm (overrides metadata).")
     var batchNorm = false
-    @Option(name: .long, help: "Per-channel input mean, comma-separated (overrides metadata; for an ONNX model, adds (x − mean)/std in front of the graph).")
+    @Option(name: .long, parsing: .unconditional, help: "Per-channel input mean, comma-separated (overrides metadata; for an ONNX model, adds (x − mean)/std in front of the graph).")
     var inputMean: String?
-    @Option(name: .long, help: "Per-channel input std, comma-separated (overrides metadata; see --input-mean).")
+    @Option(name: .long, parsing: .unconditional, help: "Per-channel input std, comma-separated (overrides metadata; see --input-mean).")
     var inputStd: String?
     @Option(name: .long, help: "ONNX: the graph output that holds the logits, when the graph has several.")
     var output: String?
+
+    func validate() throws {
+        try Check.range(classes, 2...WRNConfig.maxClasses, "--classes")
+        try Check.range(inChannels, 1...WRNConfig.maxInChannels, "--in-channels")
+        if let arch {
+            let (d, k) = try WRNConfig.parseArch(arch)
+            try WRNConfig(depth: d, width: k, inChannels: 1, numClasses: 2).validate()
+        }
+        let o = try overrides()
+        if let m = o.inputMean, !m.allSatisfy({ $0.isFinite }) { throw ValidationError("--input-mean must be finite, got \(inputMean!)") }
+        if let s = o.inputStd, !s.allSatisfy({ $0.isFinite && $0 > 0 }) { throw ValidationError("--input-std must be positive and finite, got \(inputStd!)") }
+    }
 
     func overrides() throws -> ModelOverrides {
         ModelOverrides(arch: arch, inChannels: inChannels, classes: classes, batchNorm: batchNorm ? true : nil,
@@ -76,22 +88,30 @@ struct DataOptions: ParsableArguments {
     var data: String = "fashion-mnist"
     @Option(name: .long, help: "Split: train or test.")
     var split: String = "test"
-    @Option(name: .long, help: "Use at most N examples.")
+    @Option(name: .long, parsing: .unconditional, help: "Use at most N examples.")
     var limit: Int?
-    @Option(name: .long, help: "Skip the first K examples.")
+    @Option(name: .long, parsing: .unconditional, help: "Skip the first K examples.")
     var offset: Int = 0
-    @Option(name: .long, help: "Shuffle with this seed before --offset/--limit.")
+    @Option(name: .long, parsing: .unconditional, help: "Shuffle with this seed before --offset/--limit.")
     var shuffle: UInt64?
     @Option(name: .long, help: "Layout of .npy images when ambiguous: nchw or nhwc.")
     var layout: String?
-    @Option(name: .long, help: "Pad images (zeros, centred) to S×S.")
+    @Option(name: .long, parsing: .unconditional, help: "Pad images (zeros, centred) to S×S.")
     var padTo: Int?
-    @Option(name: .long, help: "Repeat grey images to C channels.")
+    @Option(name: .long, parsing: .unconditional, help: "Repeat grey images to C channels.")
     var toChannels: Int?
+    @Flag(name: .long, help: "Accept images whose size differs from the size the model was trained on.")
+    var allowAnySize = false
+
+    func validate() throws { try validateFlags() }
 
     func validateFlags() throws {
         if let limit, limit <= 0 { throw ValidationError("--limit must be positive, got \(limit)") }
         if offset < 0 { throw ValidationError("--offset must be ≥ 0, got \(offset)") }
+        if let padTo, !(1...4096).contains(padTo) { throw ValidationError("--pad-to must be in 1...4096, got \(padTo)") }
+        if let toChannels, !(1...WRNConfig.maxInChannels).contains(toChannels) {
+            throw ValidationError("--to-channels must be in 1...\(WRNConfig.maxInChannels), got \(toChannels)")
+        }
         if Split(rawValue: split) == nil { throw ValidationError("--split must be train or test, got '\(split)'") }
         if let layout, NpyLayout(rawValue: layout.lowercased()) == nil { throw ValidationError("--layout must be nchw or nhwc, got '\(layout)'") }
     }
@@ -103,15 +123,20 @@ struct DataOptions: ParsableArguments {
                               defaultClasses: defaultClasses)
         if limit != nil || offset > 0 || shuffle != nil { d = try d.subset(offset: offset, limit: limit, shuffleSeed: shuffle) }
         if padTo != nil || toChannels != nil { d = try d.adapted(toChannels: toChannels, toSize: padTo) }
+        guard d.count > 0 else {
+            throw ValidationError("--data \(data): no images selected (the \(split) split holds none after --offset \(offset)\(limit.map { " --limit \($0)" } ?? ""))")
+        }
         return d
     }
 }
 
 struct RuntimeOptions: ParsableArguments {
-    @Option(name: .long, help: "Threads (0: all cores).")
+    @Option(name: .long, parsing: .unconditional, help: "Threads (0: all cores).")
     var threads: Int = 0
-    @Option(name: .long, help: "Seed for every random choice.")
+    @Option(name: .long, parsing: .unconditional, help: "Seed for every random choice.")
     var seed: UInt64 = 0
+
+    func validate() throws { try Check.threads(threads) }
 
     func apply() { Runtime.configure(threads: threads) }
 }

@@ -19,7 +19,7 @@ struct PGDCommand: ParsableCommand {
         runtime.apply()
         let cfg = try attack.config()
         let l = try model.load()
-        let d = try input.load(classes: l.model.numClasses, metadata: l.metadata)
+        let d = try input.load(for: l)
         let pgd = try PGD(config: cfg)
         let advs = output.saveAdversarials != nil ? Tensor(shape: d.images.shape) : nil
         let prog = Progress(total: d.count, label: "pgd")
@@ -61,7 +61,7 @@ struct Transfer: ParsableCommand {
         guard src.model.numClasses == tgt.model.numClasses else {
             throw ValidationError("source has \(src.model.numClasses) classes, target \(tgt.model.numClasses)")
         }
-        let d = try input.load(classes: tgt.model.numClasses, metadata: tgt.metadata)
+        let d = try input.load(for: tgt)
         let advs = Tensor(shape: d.images.shape)
         let prog = Progress(total: d.count, label: "transfer")
         let crafted = try Evaluation.run(src.classifier, attack: try PGD(config: cfg), images: d.images, labels: d.labels,

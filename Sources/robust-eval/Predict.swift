@@ -11,7 +11,7 @@ struct Predict: ParsableCommand {
     @Option(name: .long, help: "Output logits, N×K float32 .npy.") var out: String
     @Option(name: .long, help: "Also write the input gradient of the cross-entropy at --labels (at the predicted class without labels), N×C×H×W float32 .npy: a saliency map.") var gradients: String?
     @Option(name: .long, help: "Layout when ambiguous: nchw or nhwc.") var layout: String?
-    @Option(name: .long, help: "Batch size.") var batchSize: Int = 256
+    @Option(name: .long, parsing: .unconditional, help: "Batch size.") var batchSize: Int = 256
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
@@ -19,8 +19,8 @@ struct Predict: ParsableCommand {
         let m = try model.load().model
         let d = try NpyImages.load(images: images, labels: labels, layout: layout.flatMap { NpyLayout(rawValue: $0) }, defaultClasses: m.numClasses)
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
-        try checkWritablePath(out, flag: "--out")
-        if let gradients { try checkWritablePath(gradients, flag: "--gradients") }
+        try Check.writable(out, "--out")
+        try Check.writable(gradients, "--gradients")
         let z = try m.logits(d.images, batchSize: batchSize)
         try NpyArray.write(z, to: out)
         if let gradients {

@@ -12,5 +12,31 @@ struct RobustEval: ParsableCommand {
         abstract: "Read a classifier as a Joint Energy-based Model and measure how robust it is.",
         subcommands: [Info.self, Predict.self, Eval.self, DataCommand.self, Train.self, PGDCommand.self, AutoAttackCommand.self, APGDCommand.self, SquareCommand.self, Transfer.self, Defend.self, Curve.self, Calibrate.self, OODCommand.self, Sample.self, Bench.self]
     )
-}
 
+    static func fail(_ message: String, code: Int32) -> Never {
+        FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
+        Foundation.exit(code)
+    }
+
+    /// Parses and runs like ArgumentParser's own `main`, with two differences: an unknown
+    /// subcommand is named as such, and an error found while running (after the flags were
+    /// accepted) is one line, without the usage text.
+    static func main() {
+        let args = Array(CommandLine.arguments.dropFirst())
+        if let first = args.first, !first.hasPrefix("-") {
+            let names = configuration.subcommands.map { $0._commandName } + ["help"]
+            if !names.contains(first) {
+                fail("unknown command '\(first)'; the commands are \(names.dropLast().joined(separator: ", ")) (robust-eval --help)", code: 64)
+            }
+        }
+        var command: ParsableCommand
+        do { command = try parseAsRoot(args) } catch { exit(withError: error) }
+        do {
+            try command.run()
+        } catch let e as ValidationError {
+            fail(e.message, code: 64)
+        } catch {
+            exit(withError: error)
+        }
+    }
+}

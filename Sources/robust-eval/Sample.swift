@@ -10,10 +10,10 @@ struct Sample: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @Option(name: .long, help: "Class for class-conditional sampling (p(x|y) ∝ exp f(x)[y]).") var `class`: Int?
     @Flag(name: .long, help: "One row per class (class-conditional), --count samples each.") var perClass = false
-    @Option(name: .long, help: "Samples (per class with --per-class).") var count: Int = 16
-    @Option(name: .long, help: "SGLD steps.") var steps: Int = 200
-    @Option(name: .long, help: "SGLD step size α (reference 1).") var stepSize: Float = 1
-    @Option(name: .long, help: "SGLD noise σ (reference 0.01).") var noise: Float = 0.01
+    @Option(name: .long, parsing: .unconditional, help: "Samples (per class with --per-class).") var count: Int = 16
+    @Option(name: .long, parsing: .unconditional, help: "SGLD steps.") var steps: Int = 200
+    @Option(name: .long, parsing: .unconditional, help: "SGLD step size α (reference 1).") var stepSize: Float = 1
+    @Option(name: .long, parsing: .unconditional, help: "SGLD noise σ (reference 0.01).") var noise: Float = 0.01
     @Flag(name: .long, inversion: .prefixedNo, help: "JEM++ clamping (gradients to [−1,1], samples to [0,1]). Default: as the model was trained (its train_config metadata), else off (the reference).")
     var clamp: Bool? = nil
     @Option(name: .long, help: "Chain start: uniform (U(−1,1) noise in the model's normalised space, the reference) or gaussian (JEM++: per-class Gaussian noise fitted to the training images; unconditional chains draw their class at random). Default: as the model's replay buffer was initialised in training (its train_config metadata), else uniform.")
@@ -21,10 +21,24 @@ struct Sample: ParsableCommand {
     @Option(name: .long, help: "Training data SPEC the Gaussians of --init gaussian are fitted to (train split). Default: the model's training data (train_config metadata), else fashion-mnist.")
     var data: String?
     @Option(name: .long, help: "Start from this training checkpoint's replay buffer instead of noise.") var buffer: String?
-    @Option(name: .long, help: "Image height/width when starting from noise (default 28 for 1 channel, 32 otherwise).") var size: Int?
+    @Option(name: .long, parsing: .unconditional, help: "Image height/width when starting from noise (default 28 for 1 channel, 32 otherwise).") var size: Int?
     @Option(name: .long, help: "Output PNG grid.") var out: String
     @Option(name: .long, help: "Also save the samples as float32 .npy.") var npy: String?
     @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        if let k = `class` {
+            guard k >= 0 else { throw ValidationError("--class must be ≥ 0, got \(k)") }
+            if perClass { throw ValidationError("--class \(k) and --per-class both choose the classes; give one") }
+        }
+        try Check.range(count, 1...10_000, "--count")
+        try Check.range(steps, 0...1_000_000, "--steps")
+        try Check.positive(stepSize, "--step-size")
+        try Check.finite(noise, 0...10, "--noise")
+        try Check.range(size, 1...1024, "--size")
+        try Check.writable(out, "--out")
+        try Check.writable(npy, "--npy")
+    }
 
     func run() throws {
         runtime.apply()

@@ -12,8 +12,8 @@ struct SquareCommand: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @OptionGroup var input: InputOptions
     @OptionGroup var threat: ThreatOptions
-    @Option(name: .long, help: "Query budget per image (default 5000).") var nQueries: Int = 5000
-    @Option(name: .long, help: "Initial fraction of pixels a square covers (default 0.8).") var pInit: Float = 0.8
+    @Option(name: .long, parsing: .unconditional, help: "Query budget per image (default 5000).") var nQueries: Int = 5000
+    @Option(name: .long, parsing: .unconditional, help: "Initial fraction of pixels a square covers (default 0.8).") var pInit: Float = 0.8
     @OptionGroup var output: EnsembleOutputOptions
     @OptionGroup var runtime: RuntimeOptions
 

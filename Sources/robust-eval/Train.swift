@@ -23,40 +23,40 @@ struct Train: ParsableCommand {
     @Flag(name: .long, help: "Use batch norm (reference default: none).") var batchNorm = false
     @Option(name: .long, help: "Output directory: checkpoint.safetensors, model.safetensors, log.jsonl.") var out: String?
     @Option(name: .long, help: "Continue the run in DIR from its last checkpoint (its saved settings are used).") var resume: String?
-    @Option(name: .long, help: "Epochs (default 10). With --resume: extend or shorten the run.") var epochs: Int?
-    @Option(name: .long, help: "Batch size (labelled and sample batches each).") var batchSize: Int = 64
+    @Option(name: .long, parsing: .unconditional, help: "Epochs (default 10). With --resume: extend or shorten the run.") var epochs: Int?
+    @Option(name: .long, parsing: .unconditional, help: "Batch size (labelled and sample batches each).") var batchSize: Int = 64
     @Option(name: .long, help: "Optimizer: adam or sgd.") var optimizer: String = "adam"
-    @Option(name: .long, help: "Learning rate.") var lr: Float = 1e-4
-    @Option(name: .long, help: "SGD momentum.") var momentum: Float = 0.9
-    @Option(name: .long, help: "Weight decay.") var weightDecay: Float = 0
+    @Option(name: .long, parsing: .unconditional, help: "Learning rate.") var lr: Float = 1e-4
+    @Option(name: .long, parsing: .unconditional, help: "SGD momentum.") var momentum: Float = 0.9
+    @Option(name: .long, parsing: .unconditional, help: "Weight decay.") var weightDecay: Float = 0
     @Flag(name: .long, help: "Nesterov momentum (SGD).") var nesterov = false
-    @Option(name: .long, help: "Linear warm-up iterations.") var warmupIters: Int = 1000
-    @Option(name: .long, help: "Epochs at which the learning rate is multiplied by --decay-rate, comma-separated. With --resume: replaces the saved schedule.") var decayEpochs: String?
-    @Option(name: .long, help: "Learning-rate decay factor.") var decayRate: Float = 0.3
-    @Option(name: .long, help: "Weight of the p(x) term (0: plain classifier).") var pxWeight: Float = 1
-    @Option(name: .long, help: "Weight of the p(y|x) (cross-entropy) term.") var pyxWeight: Float = 1
-    @Option(name: .long, help: "Weight of the p(x|y) term.") var pxyWeight: Float = 0
-    @Option(name: .long, help: "L2 penalty on the energies of data and samples (0.1 stabilises).") var energyL2: Float = 0
-    @Option(name: .long, help: "SGLD steps per iteration.") var sgldSteps: Int = 20
-    @Option(name: .long, help: "SGLD step size α.") var sgldStepSize: Float = 1
-    @Option(name: .long, help: "SGLD noise σ.") var sgldNoise: Float = 0.01
+    @Option(name: .long, parsing: .unconditional, help: "Linear warm-up iterations.") var warmupIters: Int = 1000
+    @Option(name: .long, parsing: .unconditional, help: "Epochs at which the learning rate is multiplied by --decay-rate, comma-separated. With --resume: replaces the saved schedule.") var decayEpochs: String?
+    @Option(name: .long, parsing: .unconditional, help: "Learning-rate decay factor.") var decayRate: Float = 0.3
+    @Option(name: .long, parsing: .unconditional, help: "Weight of the p(x) term (0: plain classifier).") var pxWeight: Float = 1
+    @Option(name: .long, parsing: .unconditional, help: "Weight of the p(y|x) (cross-entropy) term.") var pyxWeight: Float = 1
+    @Option(name: .long, parsing: .unconditional, help: "Weight of the p(x|y) term.") var pxyWeight: Float = 0
+    @Option(name: .long, parsing: .unconditional, help: "L2 penalty on the energies of data and samples (0.1 stabilises).") var energyL2: Float = 0
+    @Option(name: .long, parsing: .unconditional, help: "SGLD steps per iteration.") var sgldSteps: Int = 20
+    @Option(name: .long, parsing: .unconditional, help: "SGLD step size α.") var sgldStepSize: Float = 1
+    @Option(name: .long, parsing: .unconditional, help: "SGLD noise σ.") var sgldNoise: Float = 0.01
     @Flag(name: .long, help: "JEM++: clamp SGLD gradients to [−1,1] and samples to [0,1].") var sgldClamp = false
-    @Option(name: .long, help: "Replay buffer size.") var bufferSize: Int = 10_000
-    @Option(name: .long, help: "Probability of restarting a chain from fresh noise.") var reinitFreq: Float = 0.05
+    @Option(name: .long, parsing: .unconditional, help: "Replay buffer size.") var bufferSize: Int = 10_000
+    @Option(name: .long, parsing: .unconditional, help: "Probability of restarting a chain from fresh noise.") var reinitFreq: Float = 0.05
     @Option(name: .long, help: "Buffer initialisation: uniform (reference) or gaussian (JEM++, per class).") var bufferInit: String = "uniform"
-    @Option(name: .long, help: "Gaussian noise σ on training inputs (normalised space).") var dataNoise: Float = 0.03
+    @Option(name: .long, parsing: .unconditional, help: "Gaussian noise σ on training inputs (normalised space).") var dataNoise: Float = 0.03
     @Flag(name: .long, help: "No pad-and-crop augmentation.") var noAugment = false
     @Flag(name: .long, help: "No horizontal flips (automatic for mnist and svhn: digits).") var noFlip = false
-    @Option(name: .long, help: "Pad images to S×S (recorded in the model, applied to its inputs everywhere).") var padTo: Int?
-    @Option(name: .long, help: "Repeat grey images to C channels (recorded in the model).") var toChannels: Int?
-    @Option(name: .long, help: "Training examples held out for validation.") var valSize: Int = 1000
-    @Option(name: .long, help: "Checkpoint every N iterations (and at each epoch end).") var checkpointEvery: Int = 200
-    @Option(name: .long, help: "Divergence guard: roll back when |loss| exceeds this.") var lossBound: Float = 1e8
-    @Option(name: .long, help: "Give up after this many roll-backs.") var maxRestarts: Int = 5
-    @Option(name: .long, help: "Learning-rate factor at each roll-back.") var restartLrFactor: Float = 0.5
+    @Option(name: .long, parsing: .unconditional, help: "Pad images to S×S (recorded in the model, applied to its inputs everywhere).") var padTo: Int?
+    @Option(name: .long, parsing: .unconditional, help: "Repeat grey images to C channels (recorded in the model).") var toChannels: Int?
+    @Option(name: .long, parsing: .unconditional, help: "Training examples held out for validation.") var valSize: Int = 1000
+    @Option(name: .long, parsing: .unconditional, help: "Checkpoint every N iterations (and at each epoch end).") var checkpointEvery: Int = 200
+    @Option(name: .long, parsing: .unconditional, help: "Divergence guard: roll back when |loss| exceeds this.") var lossBound: Float = 1e8
+    @Option(name: .long, parsing: .unconditional, help: "Give up after this many roll-backs.") var maxRestarts: Int = 5
+    @Option(name: .long, parsing: .unconditional, help: "Learning-rate factor at each roll-back.") var restartLrFactor: Float = 0.5
     @Option(name: .long, help: "Start a new run from this model's weights (jem, baseline or a file; same architecture), e.g. to fine-tune a classifier as a JEM.") var initFrom: String?
-    @Option(name: .long, help: "Stop after N iterations in this invocation (resume later).") var maxIters: Int?
-    @Option(name: .long, help: "Also print a plain progress line every N iterations (for logs; 0: off).") var logEvery: Int = 0
+    @Option(name: .long, parsing: .unconditional, help: "Stop after N iterations in this invocation (resume later).") var maxIters: Int?
+    @Option(name: .long, parsing: .unconditional, help: "Also print a plain progress line every N iterations (for logs; 0: off).") var logEvery: Int = 0
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -66,6 +66,44 @@ struct Train: ParsableCommand {
         if BufferInit(rawValue: bufferInit) == nil { throw ValidationError("--buffer-init must be uniform or gaussian, got '\(bufferInit)'") }
         if let m = maxIters, m < 1 { throw ValidationError("--max-iters must be ≥ 1") }
         if initFrom != nil && resume != nil { throw ValidationError("--init-from starts a new run; a resumed run continues from its checkpoint") }
+        if let out, resume == nil {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: out, isDirectory: &isDir) {
+                guard isDir.boolValue else { throw ValidationError("--out \(out) is a file; expected a directory") }
+                try Check.directory(out, flag: "--out", for: out)
+            } else {
+                let parent = (out as NSString).deletingLastPathComponent
+                try Check.directory(parent.isEmpty ? "." : parent, flag: "--out", for: out)
+            }
+        }
+        try Check.range(epochs, 1...10_000, "--epochs")
+        try Check.range(batchSize, 1...maxBatchSize, "--batch-size")
+        try Check.positive(lr, "--lr")
+        try Check.finite(momentum, 0...1, "--momentum")
+        try Check.finite(weightDecay, 0...1, "--weight-decay")
+        try Check.range(warmupIters, 0...10_000_000, "--warmup-iters")
+        try Check.finite(decayRate, 0...10, "--decay-rate")
+        for (v, f) in [(pxWeight, "--px-weight"), (pyxWeight, "--pyx-weight"), (pxyWeight, "--pxy-weight"), (energyL2, "--energy-l2")] {
+            try Check.finite(v, 0...1e6, f)
+        }
+        try Check.range(sgldSteps, 0...10_000, "--sgld-steps")
+        try Check.positive(sgldStepSize, "--sgld-step-size")
+        try Check.finite(sgldNoise, 0...10, "--sgld-noise")
+        try Check.range(bufferSize, 1...10_000_000, "--buffer-size")
+        try Check.finite(reinitFreq, 0...1, "--reinit-freq")
+        try Check.finite(dataNoise, 0...10, "--data-noise")
+        try Check.range(padTo, 1...4096, "--pad-to")
+        try Check.range(toChannels, 1...WRNConfig.maxInChannels, "--to-channels")
+        try Check.range(valSize, 0...10_000_000, "--val-size")
+        try Check.range(checkpointEvery, 1...10_000_000, "--checkpoint-every")
+        try Check.positive(lossBound, "--loss-bound")
+        try Check.range(maxRestarts, 0...100, "--max-restarts")
+        try Check.finite(restartLrFactor, 0...1, "--restart-lr-factor")
+        try Check.range(logEvery, 0...10_000_000, "--log-every")
+        let (d, k) = try WRNConfig.parseArch(arch)
+        try WRNConfig(depth: d, width: k, inChannels: 1, numClasses: 2).validate()
+        for e in try parseDecayEpochs() where e < 0 { throw ValidationError("--decay-epochs must be ≥ 0, got \(e)") }
+        _ = try DataSpec.parse(data)
     }
 
     func parseDecayEpochs() throws -> [Int] {

@@ -169,7 +169,7 @@ final class DataTests: XCTestCase {
         writeIDX(split: "test", n: 12, gzip: false)
         var lab = be32(0x801) + be32(12) + [UInt8](repeating: 0, count: 12); lab[10] = 11
         FileManager.default.createFile(atPath: p("t10k-labels-idx1-ubyte"), contents: Data(lab))
-        assertError(try DataSpec.parse("mnist:\(dir)").load(split: .test), ["label 11 out of range"])
+        assertError(try DataSpec.parse("mnist:\(dir)").load(split: .test), ["label 11 at index 2 is out of range"])
         try FileManager.default.removeItem(atPath: p("t10k-labels-idx1-ubyte"))
         assertError(try DataSpec.parse("mnist:\(dir)").load(split: .test), [dir, "missing t10k-labels-idx1-ubyte"])
     }

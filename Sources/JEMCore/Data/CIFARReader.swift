@@ -7,12 +7,19 @@ public enum CIFARReader {
         guard let d = FileManager.default.contents(atPath: path) else {
             throw JEMError.io(path: path, reason: "cannot read file (missing or not readable)")
         }
+        return try parse(d, path: path, labelBytes: labelBytes, labelIndex: labelIndex, classes: classes)
+    }
+
+    /// Parses the records of one binary CIFAR file (`labelBytes` label bytes, the one at
+    /// `labelIndex` used, then 3072 pixel bytes).
+    public static func parse(_ d: Data, path: String, labelBytes: Int, labelIndex: Int, classes: Int) throws -> (Tensor, [Int]) {
         let rec = labelBytes + 3072
-        guard d.count > 0, d.count % rec == 0 else {
+        guard d.count > 0 else { throw JEMError.badFile(path: path, reason: "empty file (expected \(rec)-byte records)") }
+        guard d.count % rec == 0 else {
             throw JEMError.badFile(path: path, reason: "size \(d.count) bytes is not a whole number of \(rec)-byte records")
         }
         let n = d.count / rec
-        let t = Tensor(shape: [n, 3, 32, 32])
+        let t = Tensor(uninitialized: [n, 3, 32, 32])
         var labels = [Int](repeating: 0, count: n)
         try d.withUnsafeBytes { (p: UnsafeRawBufferPointer) in
             let b = p.bindMemory(to: UInt8.self)

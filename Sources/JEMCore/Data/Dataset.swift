@@ -108,6 +108,9 @@ public enum DataSpec: Equatable, Sendable {
             guard let i = s.firstIndex(of: ":") else { return (s, "") }
             return (String(s[..<i]), String(s[s.index(after: i)...]))
         }()
+        if s.contains(":") && rest.isEmpty {
+            throw JEMError.invalidArgument("--data \(s): empty path after ':'; give \(kind):PATH or just \(kind)")
+        }
         func need(_ what: String) throws -> String {
             guard !rest.isEmpty else { throw JEMError.invalidArgument("--data \(s): \(kind) needs \(what), e.g. \(kind):\(what == "a directory" ? "/path/to/dir" : "/path/to/file")") }
             return rest
@@ -123,7 +126,10 @@ public enum DataSpec: Equatable, Sendable {
             return .cifar100(dir: r, coarse: false)
         case "svhn": return .svhn(file: try need("a .mat file"))
         case "npy":
-            let parts = try need("IMAGES.npy[,LABELS.npy]").split(separator: ",", maxSplits: 1).map(String.init)
+            let parts = try need("IMAGES.npy[,LABELS.npy]").split(separator: ",", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard !parts[0].isEmpty, parts.count == 1 || !parts[1].isEmpty else {
+                throw JEMError.invalidArgument("--data \(s): expected npy:IMAGES.npy[,LABELS.npy] with non-empty paths")
+            }
             return .npy(images: parts[0], labels: parts.count > 1 ? parts[1] : nil)
         default:
             throw JEMError.invalidArgument("--data \(s): unknown data set '\(kind)'; expected fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR[:coarse], svhn:FILE.mat or npy:IMAGES.npy[,LABELS.npy]")

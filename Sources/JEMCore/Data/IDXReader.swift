@@ -1,33 +1,60 @@
 // IDXReader.swift: MNIST / Fashion-MNIST IDX files, gzip-compressed or raw, with their standard
 // names (train-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz], ...). The header's magic and
 // dimensions are checked against the data before any pixel is read.
-import CZlib
 import Foundation
 
 public enum IDXReader {
-    /// The whole file, gunzipped if it starts with the gzip magic.
-    static func readMaybeGzip(_ path: String) throws -> [UInt8] {
-        guard let raw = FileManager.default.contents(atPath: path) else {
-            throw JEMError.io(path: path, reason: "cannot read file (missing or not readable)")
+    static func be32(_ b: [UInt8], _ o: Int) -> Int { Int(b[o]) << 24 | Int(b[o + 1]) << 16 | Int(b[o + 2]) << 8 | Int(b[o + 3]) }
+
+    /// Checks that the stream holds exactly `bytes` after its header (plain: the file size; gzip:
+    /// the trailer's length), before anything is allocated.
+    static func checkDeclared(_ s: ByteStream, header: Int, bytes: Int, what: String) throws {
+        guard let declared = s.declaredSize else { return }
+        let total = header + bytes
+        let matches = s.encoding == .gzip ? (total & 0xFFFF_FFFF) == declared : total == declared
+        guard matches else {
+            let holds = s.encoding == .gzip ? "the gzip trailer says the data is \(declared) bytes" : "the file holds \(declared - header)"
+            throw JEMError.badFile(path: s.path, reason: "header says \(what) (\(bytes) bytes), \(holds)")
         }
-        if raw.count >= 2 && raw[raw.startIndex] == 0x1F && raw[raw.startIndex + 1] == 0x8B {
-            guard let gz = gzopen(path, "rb") else { throw JEMError.io(path: path, reason: "cannot open gzip stream") }
-            defer { gzclose(gz) }
-            var out = [UInt8]()
-            out.reserveCapacity(raw.count * 4)
-            var chunk = [UInt8](repeating: 0, count: 1 << 20)
-            while true {
-                let n = chunk.withUnsafeMutableBytes { gzread(gz, $0.baseAddress, UInt32($0.count)) }
-                if n < 0 { throw JEMError.badFile(path: path, reason: "corrupt gzip data") }
-                if n == 0 { break }
-                out.append(contentsOf: chunk[0..<Int(n)])
-            }
-            return out
-        }
-        return [UInt8](raw)
+        try s.require(bytes, what: what)
     }
 
-    static func be32(_ b: [UInt8], _ o: Int) -> Int { Int(b[o]) << 24 | Int(b[o + 1]) << 16 | Int(b[o + 2]) << 8 | Int(b[o + 3]) }
+    /// Parses an idx3 image file (plain or gzip) into (N, 1, H, W) pixels in [0, 1].
+    public static func parseImages(_ s: ByteStream) throws -> Tensor {
+        let b = try s.read(16, what: "IDX header")
+        let magic = be32(b, 0)
+        guard magic == 0x0000_0803 else {
+            throw JEMError.badFile(path: s.path, reason: String(format: "wrong magic 0x%08X, expected 0x00000803 (unsigned-byte images, 3 dimensions)", magic))
+        }
+        let (n, h, w) = (be32(b, 4), be32(b, 8), be32(b, 12))
+        guard h > 0, w > 0 else { throw JEMError.badFile(path: s.path, reason: "bad dimensions \(n)×\(h)×\(w)") }
+        let bytes = try Checked.byteCount([n, h, w], elementSize: 1, what: "IDX images", path: s.path)
+        try checkDeclared(s, header: 16, bytes: bytes, what: "\(n) images of \(h)×\(w)")
+        let t = Tensor(uninitialized: [n, 1, h, w])
+        try s.forEachChunk(bytes, what: "\(n) images of \(h)×\(w)") { chunk, offset in
+            let p = chunk.bindMemory(to: UInt8.self)
+            for i in 0..<p.count { t.data[offset + i] = Float(p[i]) * (1.0 / 255.0) }
+        }
+        try s.finish(what: "\(n) images of \(h)×\(w)")
+        return t
+    }
+
+    /// Parses an idx1 label file (plain or gzip); every label must be below `classes`.
+    public static func parseLabels(_ s: ByteStream, classes: Int = 256) throws -> [Int] {
+        let b = try s.read(8, what: "IDX header")
+        let magic = be32(b, 0)
+        guard magic == 0x0000_0801 else {
+            throw JEMError.badFile(path: s.path, reason: String(format: "wrong magic 0x%08X, expected 0x00000801 (unsigned-byte labels, 1 dimension)", magic))
+        }
+        let n = be32(b, 4)
+        try checkDeclared(s, header: 8, bytes: n, what: "\(n) labels")
+        let raw = try s.read(n, what: "\(n) labels")
+        try s.finish(what: "\(n) labels")
+        if let i = raw.firstIndex(where: { Int($0) >= classes }) {
+            throw JEMError.badFile(path: s.path, reason: "label \(raw[i]) at index \(i) is out of range 0..<\(classes)")
+        }
+        return raw.map { Int($0) }
+    }
 
     /// Finds `stem` or `stem.gz` in dir.
     static func find(_ dir: String, _ stem: String) throws -> String {
@@ -78,12 +105,11 @@ public enum IDXReader {
         }
         let prefix = split == .train ? "train" : "t10k"
         let ip = try find(dir, "\(prefix)-images-idx3-ubyte"), lp = try find(dir, "\(prefix)-labels-idx1-ubyte")
-        let x = try parseImages(try readMaybeGzip(ip), path: ip)
-        let y = try parseLabels(try readMaybeGzip(lp), path: lp)
+        let y = try parseLabels(try ByteStream(path: lp), classes: 10)
+        let x = try parseImages(try ByteStream(path: ip))
         guard x.shape[0] == y.count else {
             throw JEMError.badFile(path: lp, reason: "\(y.count) labels for \(x.shape[0]) images in \(ip)")
         }
-        if let bad = y.first(where: { $0 > 9 }) { throw JEMError.badFile(path: lp, reason: "label \(bad) out of range 0..<10") }
         return try Dataset(images: x, labels: y, numClasses: 10, name: "\(name) \(split.rawValue)")
     }
 }

@@ -65,7 +65,7 @@ public struct GraphDefinition {
 public enum ONNXReader {
     public static let supportedOpsets = 11...21
     /// The largest tensor the reader accepts (elements): 2³¹ − 1, far above any CNN's layer.
-    static let maxElements = Int(Int32.max)
+    static let maxElements = Checked.maxElements
 
     /// Reads and checks `path`. `output` picks one of several graph outputs by name.
     public static func read(path: String, output: String? = nil) throws -> GraphDefinition {
@@ -94,7 +94,11 @@ public enum ONNXReader {
         let base = (path as NSString).deletingLastPathComponent
         var constants: [String: GraphValue] = [:]
         for t in g.initializer {
-            constants[t.name] = try value(t, path: path, baseDirectory: base.isEmpty ? "." : base)
+            let v = try value(t, path: path, baseDirectory: base.isEmpty ? "." : base)
+            if case let .float(w) = v, w.count > 1, !w.isFinite {
+                throw JEMError.badFile(path: path, reason: "initializer '\(t.name)' holds non-finite values (NaN or infinity)")
+            }
+            constants[t.name] = v
         }
         var nodes: [GraphNode] = []
         nodes.reserveCapacity(g.node.count)
@@ -144,16 +148,7 @@ public enum ONNXReader {
 
     /// Element count of `dims`, overflow-checked and bounded.
     static func elementCount(_ dims: [Int], what: String, path: String) throws -> Int {
-        var n = 1
-        for d in dims {
-            guard d >= 0 else { throw JEMError.badFile(path: path, reason: "\(what) has a negative dimension \(d) in \(dims)") }
-            let (p, o) = n.multipliedReportingOverflow(by: d)
-            guard !o, p <= maxElements else {
-                throw JEMError.badFile(path: path, reason: "\(what) has shape \(dims), whose element count overflows or exceeds \(maxElements)")
-            }
-            n = p
-        }
-        return n
+        try Checked.elementCount(dims, what: what, path: path)
     }
 
     /// Decodes a TensorProto (raw, typed-field or external data) after checking its size.

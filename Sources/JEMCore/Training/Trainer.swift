@@ -390,6 +390,7 @@ public final class Trainer {
             "train_config": String(data: try enc.encode(config), encoding: .utf8)!,
             "train_iterations": "\(state.iteration)", "train_seconds": String(format: "%.0f", state.secondsTrained),
         ]
+        extra["image_size"] = "\(train.height)x\(train.width)"
         if let p = config.padTo { extra["pad_to"] = "\(p)" }
         if let c = config.toChannels { extra["to_channels"] = "\(c)" }
         try ModelIO.save(model, to: path ?? modelPath, extra: extra)
