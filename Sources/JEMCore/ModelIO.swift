@@ -112,7 +112,9 @@ public enum ModelIO {
         let mean = try perChannel(o.inputMean ?? m["input_mean"].map { try parseFloats($0, what: "\(path) metadata input_mean") })
         let std = try perChannel(o.inputStd ?? m["input_std"].map { try parseFloats($0, what: "\(path) metadata input_std") })
         let c = WRNConfig(depth: d, width: w, inChannels: inC, numClasses: k, norm: norm, leak: leak, inputMean: mean, inputStd: std)
-        try c.validate()
+        do { try c.validate() } catch let e as JEMError {
+            throw JEMError.badFile(path: path, reason: "\(e) (from the file's metadata\(o.isEmpty ? "" : " and the flags"))")
+        }
         return c
     }
 
@@ -140,7 +142,8 @@ public enum ModelIO {
     /// Refuses images whose size differs from the size the model expects (unless `allowAnySize`).
     public static func checkImageSize(_ d: Dataset, for l: LoadedModel, allowAnySize: Bool) throws {
         guard !allowAnySize, let (h, w) = expectedImageSize(l), (h, w) != (d.height, d.width) else { return }
-        throw JEMError.invalidArgument("\(d.name): images are \(d.height)×\(d.width), but \(l.path) expects \(h)×\(w) (the size it was trained on); adapt the data (--pad-to) or pass --allow-any-size to evaluate anyway")
+        let why = l.model is GraphModel ? "its graph's declared input" : "the size it was trained on"
+        throw JEMError.invalidArgument("\(d.name): images are \(d.height)×\(d.width), but \(l.path) expects \(h)×\(w) (\(why)); adapt the data (--pad-to) or pass --allow-any-size to evaluate anyway")
     }
 
     /// Loads a model file: a Wide-ResNet JEM (.safetensors) or any CNN exported to ONNX (.onnx).

@@ -16,27 +16,18 @@ struct EvalReport: Codable {
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Clean accuracy (and per-class accuracy) of a model on a data set.")
     @OptionGroup var model: ModelOptions
-    @OptionGroup var data: DataOptions
-    @Option(name: .long, help: "Images .npy instead of --data.") var images: String?
-    @Option(name: .long, help: "Labels .npy for --images.") var labels: String?
-    @Option(name: .long, parsing: .unconditional, help: "Batch size.") var batchSize: Int = 256
+    @OptionGroup var input: InputOptions
     @Option(name: .long, help: "Write the report as JSON.") var json: String?
     @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws { try Check.writable(json, "--json") }
 
     func run() throws {
         runtime.apply()
         let l = try model.load()
         let m = l.model
-        let d: Dataset
-        if let images {
-            guard let labels else { throw ValidationError("--images needs --labels to measure accuracy") }
-            d = try NpyImages.load(images: images, labels: labels, layout: data.layout.flatMap { NpyLayout(rawValue: $0) }, defaultClasses: m.numClasses)
-        } else {
-            d = try adaptToModel(try data.load(defaultClasses: m.numClasses), metadata: l.metadata, padTo: data.padTo, toChannels: data.toChannels)
-        }
-        guard d.numClasses == m.numClasses else {
-            throw ValidationError("\(d.name) has \(d.numClasses) classes but the model \(l.path) has \(m.numClasses)")
-        }
+        let d = try input.load(for: l)
+        let batchSize = input.batchSize
         let t0 = Date()
         let pred = try m.logits(d.images, batchSize: batchSize).argmaxRows()
         var correct = [Int](repeating: 0, count: d.numClasses), total = [Int](repeating: 0, count: d.numClasses)

@@ -30,7 +30,12 @@ struct RobustEval: ParsableCommand {
             }
         }
         var command: ParsableCommand
-        do { command = try parseAsRoot(args) } catch { exit(withError: error) }
+        do { command = try parseAsRoot(args) } catch {
+            // Help and version requests exit normally; a rejected flag is one line.
+            if exitCode(for: error) == .success { exit(withError: error) }
+            let sub = args.first.flatMap { a in configuration.subcommands.contains { $0._commandName == a } ? a : nil }
+            fail("\(message(for: error)) (see robust-eval \(sub.map { $0 + " " } ?? "")--help)", code: exitCode(for: error).rawValue)
+        }
         do {
             try command.run()
         } catch let e as ValidationError {

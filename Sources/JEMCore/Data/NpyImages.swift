@@ -10,6 +10,7 @@ public enum NpyImages {
         let a = try NpyArray.read(path: images)
         let t = try toNCHW(a, path: images, layout: layout)
         let n = t.images.shape[0]
+        guard n > 0 else { throw JEMError.badFile(path: images, reason: "holds no images (shape \(a.shape))") }
         var y: [Int]
         var classes = defaultClasses ?? 10
         if let labels {
@@ -31,7 +32,7 @@ public enum NpyImages {
         } else {
             y = Array(repeating: 0, count: n)
         }
-        var d = try Dataset(images: t.images, labels: y, numClasses: classes, name: (images as NSString).lastPathComponent)
+        var d = try Dataset(images: t.images, labels: y, numClasses: classes, name: images)
         d.notes = [t.note] + (labels == nil ? ["no labels given: accuracy is not meaningful"] : [])
         return d
     }

@@ -245,7 +245,7 @@ public enum ONNXReader {
         let size = Int((try? h.seekToEnd()) ?? 0)
         let (end, o) = offset.addingReportingOverflow(length)
         guard !o, end <= size else {
-            throw JEMError.badFile(path: file, reason: "external data of \(what) declares bytes \(offset)..<\(offset &+ length), the file holds \(size)")
+            throw JEMError.badFile(path: file, reason: "external data of \(what) (named in \(path)) declares bytes \(offset)..<\(offset &+ length), the file holds \(size)")
         }
         try h.seek(toOffset: UInt64(offset))
         let d = try h.read(upToCount: length) ?? Data()
