@@ -50,6 +50,8 @@ let package = Package(
             ],
             resources: [.copy("Models")]
         ),
+        // Fuzz targets for the file readers (scripts/fuzz.sh); a normal build replays saved inputs.
+        .executableTarget(name: "fuzz-readers", dependencies: ["JEMCore"]),
         .testTarget(name: "JEMCoreTests", dependencies: ["JEMCore", "CJEMKernels", "CZlib"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "JEMCore"]),

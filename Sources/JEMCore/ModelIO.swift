@@ -159,7 +159,12 @@ public enum ModelIO {
         if overrides.output != nil {
             throw JEMError.invalidArgument("--output names an ONNX graph output; \(path) is not an .onnx file")
         }
-        let file = try SafeTensorsFile(path: path)
+        return try load(file: try SafeTensorsFile(path: path), overrides: overrides)
+    }
+
+    /// A Wide-ResNet from an already-read safetensors file.
+    public static func load(file: SafeTensorsFile, overrides: ModelOverrides = ModelOverrides()) throws -> LoadedModel {
+        let path = file.path
         let config = try config(metadata: file.metadata, overrides: overrides, path: path)
         // The architecture comes from metadata or flags: a large one must be held by the file before
         // it is allocated (a hostile width or depth must not exhaust memory first); a small one is

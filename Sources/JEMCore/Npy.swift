@@ -57,7 +57,7 @@ public struct NpyArray {
         if fo.hasPrefix("True") {
             throw JEMError.badFile(path: path, reason: "Fortran-ordered .npy arrays are not supported; save with np.ascontiguousarray")
         }
-        guard let sf = field("shape"), let p1 = sf.firstIndex(of: "("), let p2 = sf.firstIndex(of: ")") else {
+        guard let sf = field("shape"), let p1 = sf.firstIndex(of: "("), let p2 = sf[p1...].firstIndex(of: ")") else {
             throw JEMError.badFile(path: path, reason: "malformed .npy header: no shape")
         }
         let dims = try sf[sf.index(after: p1)..<p2].split(separator: ",").map { s -> Int in

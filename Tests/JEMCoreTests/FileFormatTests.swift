@@ -127,3 +127,24 @@ final class FileFormatTests: XCTestCase {
         assertError(try NpyArray.parse(npyData(descr: "<f4", fortran: false, shape: "(3,)", payload: [0, 0, 0, 0]), path: p), contains: [p, "truncated"])
     }
 }
+
+/// Replays the fuzz seeds and every input a fuzzer once crashed on (Fuzz/corpus, Fuzz/regressions):
+/// each must be read or refused with an error, never crash.
+final class FuzzCorpusTests: XCTestCase {
+    func testFuzzCorpusAndRegressionsAreReadOrRefused() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        var replayed = 0
+        for dir in ["Fuzz/corpus", "Fuzz/regressions"] {
+            for format in FileFormat.allCases {
+                let d = root.appendingPathComponent(dir).appendingPathComponent(format.rawValue)
+                guard let files = try? FileManager.default.contentsOfDirectory(atPath: d.path) else { continue }
+                for f in files.sorted() {
+                    let data = try Data(contentsOf: d.appendingPathComponent(f))
+                    do { _ = try FileProbe.read(format, data: data, path: "\(dir)/\(format.rawValue)/\(f)") } catch is JEMError {}
+                    replayed += 1
+                }
+            }
+        }
+        XCTAssertGreaterThanOrEqual(replayed, 25, "the seed corpus is missing")
+    }
+}

@@ -32,6 +32,11 @@ public final class ByteStream {
         guard let d = FileManager.default.contents(atPath: path) else {
             throw JEMError.io(path: path, reason: "cannot read file (missing or not readable)")
         }
+        try self.init(data: d, path: path)
+    }
+
+    /// The bytes of a file named `path`, detecting gzip by its magic number.
+    public convenience init(data d: Data, path: String) throws {
         let gz = d.count >= 2 && d[d.startIndex] == 0x1F && d[d.startIndex + 1] == 0x8B
         try self.init(bytes: d, encoding: gz ? .gzip : .plain, path: path)
     }

@@ -37,7 +37,8 @@ public enum NpyImages {
         return d
     }
 
-    static func toNCHW(_ a: NpyArray, path: String, layout: NpyLayout?) throws -> (images: Tensor, note: String) {
+    /// The array as N×C×H×W pixels in [0, 1], with a note on the layout found.
+    public static func toNCHW(_ a: NpyArray, path: String, layout: NpyLayout?) throws -> (images: Tensor, note: String) {
         var shape = a.shape
         if shape.count == 3 { shape = [shape[0], 1, shape[1], shape[2]] }
         guard shape.count == 4 else {

@@ -16,8 +16,14 @@ public final class GraphModel: Network {
 
     /// Loads `path`, checks it compiles for the declared input shape (a probe with batch 1), and
     /// reads the class count from the output.
-    public init(path: String, output: String? = nil, inputMean: [Float]? = nil, inputStd: [Float]? = nil) throws {
-        definition = try ONNXReader.read(path: path, output: output)
+    public convenience init(path: String, output: String? = nil, inputMean: [Float]? = nil, inputStd: [Float]? = nil) throws {
+        try self.init(definition: try ONNXReader.read(path: path, output: output), inputMean: inputMean, inputStd: inputStd)
+    }
+
+    /// A model of an already-read graph definition (the file named by `definition.path`).
+    public init(definition: GraphDefinition, inputMean: [Float]? = nil, inputStd: [Float]? = nil) throws {
+        self.definition = definition
+        let path = definition.path
         let s = definition.inputShape
         guard let c = s[1] else {
             throw JEMError.badFile(path: path, reason: "input '\(definition.inputName)' leaves its channel count symbolic; re-export with a fixed C×H×W")

@@ -35,6 +35,10 @@ final class GraphPlan {
         lastReads = reads
     }
 
+    /// Values of all intermediate tensors of one image, summed over the graph (2^28: 1 GiB of
+    /// float32; ImageNet ResNet-50 needs about 2^25).
+    static let maxActivationsPerImage = 1 << 28
+
     /// The op types the executor runs (shape-only ops are folded at plan time).
     static let supportedOps = ["Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape",
                                "Conv", "Div", "Dropout", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Identity", "LeakyRelu",
@@ -53,6 +57,7 @@ final class GraphPlan {
         var steps: [PlanStep] = []
         var constSlots: [Int: Tensor] = [:]
         var slots = 1
+        var activations = try Checked.elementCount(inputShape, what: "the input", path: g.path) / max(inputShape[0], 1)
         known[g.inputName] = .variable(slot: 0, shape: inputShape)
         if let (mean, std) = normalization {
             let op = ChannelAffineOp(scale: std.map { 1 / $0 }, shift: zip(mean, std).map { -$0 / $1 })
@@ -125,6 +130,12 @@ final class GraphPlan {
             }
             let shape: [Int]
             do { shape = try built.op.outputShape(shapes) } catch { throw fail("\(error)") }
+            // A tiny file can declare enormous activations (a wide 1×1 convolution of a large map):
+            // bounded per image before anything runs.
+            activations += try Checked.elementCount(shape, what: "the output of \(node.label)", path: path) / max(inputShape[0], 1)
+            guard activations <= GraphPlan.maxActivationsPerImage else {
+                throw fail("the graph's activations reach \(activations) values per image here, more than the \(GraphPlan.maxActivationsPerImage) supported")
+            }
             steps.append(PlanStep(op: built.op, inputs: inSlots, output: slots, label: node.label))
             known[outName] = .variable(slot: slots, shape: shape)
             slots += 1

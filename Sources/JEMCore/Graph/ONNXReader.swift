@@ -73,6 +73,12 @@ public enum ONNXReader {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
             throw JEMError.io(path: path, reason: "cannot read: \(error.localizedDescription)")
         }
+        return try read(data: data, path: path, output: output)
+    }
+
+    /// Parses and checks the bytes of an ONNX file; `path` names it in errors and locates its
+    /// external data.
+    public static func read(data: Data, path: String, output: String? = nil) throws -> GraphDefinition {
         guard !data.isEmpty else { throw JEMError.badFile(path: path, reason: "empty file; expected an ONNX model (protobuf)") }
         let model: Onnx_ModelProto
         do {
@@ -94,11 +100,7 @@ public enum ONNXReader {
         let base = (path as NSString).deletingLastPathComponent
         var constants: [String: GraphValue] = [:]
         for t in g.initializer {
-            let v = try value(t, path: path, baseDirectory: base.isEmpty ? "." : base)
-            if case let .float(w) = v, w.count > 1, !w.isFinite {
-                throw JEMError.badFile(path: path, reason: "initializer '\(t.name)' holds non-finite values (NaN or infinity)")
-            }
-            constants[t.name] = v
+            constants[t.name] = try value(t, path: path, baseDirectory: base.isEmpty ? "." : base)
         }
         var nodes: [GraphNode] = []
         nodes.reserveCapacity(g.node.count)
