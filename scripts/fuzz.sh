@@ -12,8 +12,10 @@ cd "$(dirname "$0")/.."
 fmt=${1:?usage: fuzz.sh FORMAT [SECONDS]}
 secs=${2:-1800}
 shift $(( $# >= 2 ? 2 : 1 ))
-swift build -c release --product fuzz-readers --scratch-path .build-fuzz \
-    -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING >/dev/null
+if [ -z "${FUZZ_NO_BUILD:-}" ]; then
+    swift build -c release --product fuzz-readers --scratch-path .build-fuzz \
+        -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING >/dev/null
+fi
 work=.build-fuzz/corpus/$fmt
 mkdir -p "$work" "Fuzz/findings/$fmt"
 # Let libFuzzer see the runtime trap (SIGILL) itself, so it saves the input.

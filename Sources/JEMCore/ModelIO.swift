@@ -93,6 +93,9 @@ public enum ModelIO {
         guard let inC = try o.inChannels ?? int("in_channels"), let k = try o.classes ?? int("num_classes") else {
             throw JEMError.invalidArgument(missing)
         }
+        guard (1...WRNConfig.maxInChannels).contains(inC) else {
+            throw JEMError.badFile(path: path, reason: "in_channels \(inC) is implausible (expected 1...\(WRNConfig.maxInChannels))")
+        }
         var norm = NormKind.none
         if let n = m["norm"] {
             guard let v = NormKind(rawValue: n) else { throw JEMError.badFile(path: path, reason: "metadata norm is '\(n)', expected none or batch") }

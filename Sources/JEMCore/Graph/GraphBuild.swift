@@ -435,6 +435,11 @@ enum Fold {
                 guard case .float(let t)? = ins[i] else { throw fail("input \(i) must be a float tensor") }
                 return t
             }
+            let shape: [Int]
+            do { shape = try built.op.outputShape(xs.map(\.shape)) } catch { throw fail("\(error)") }
+            guard try ONNXReader.elementCount(shape, what: "\(n.op) output", path: path) <= maxFolded else {
+                throw fail("\(n.op) on constants of shape \(shape) is too large to fold")
+            }
             return .float(try built.op.forward(xs))
         default:
             throw fail("\(n.op) on constants is not supported")
