@@ -2,12 +2,31 @@
 // robust-eval: a Swift toolkit that reads a classifier as a Joint Energy-based Model (JEM)
 // and measures its adversarial robustness. C kernels (OpenMP + OpenBLAS) live in CJEMKernels;
 // only JEMCore imports them.
+import Foundation
 import PackageDescription
 
-// libomp-dev (LLVM 14) installs omp.h and libomp.so outside the Swift toolchain's search paths.
-// `-idirafter` keeps the toolchain's own clang builtin headers ahead of LLVM 14's.
-let ompInclude = "/usr/lib/llvm-14/lib/clang/14.0.6/include"
-let ompLib = "/usr/lib/llvm-14/lib"
+// libomp-dev installs omp.h and libomp.so under /usr/lib/llvm-N/, outside the Swift toolchain's
+// search paths; N (and clang's version directory) differ between Debian releases, so they are
+// found here: the newest LLVM whose clang include directory holds omp.h. `-idirafter` keeps the
+// toolchain's own clang builtin headers ahead of LLVM's.
+func findOpenMP() -> (include: String, lib: String) {
+    let fm = FileManager.default
+    func versions(_ dir: String, prefix: String) -> [String] {
+        let names = (try? fm.contentsOfDirectory(atPath: dir)) ?? []
+        return names.filter { $0.hasPrefix(prefix) }.sorted {
+            $0.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }.lexicographicallyPrecedes(
+                $1.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) })
+        }.reversed()
+    }
+    for llvm in versions("/usr/lib", prefix: "llvm-") {
+        let clang = "/usr/lib/\(llvm)/lib/clang"
+        for v in versions(clang, prefix: "") where fm.fileExists(atPath: "\(clang)/\(v)/include/omp.h") {
+            return ("\(clang)/\(v)/include", "/usr/lib/\(llvm)/lib")
+        }
+    }
+    return ("/usr/lib/llvm-14/lib/clang/14.0.6/include", "/usr/lib/llvm-14/lib")   // scripts/setup.sh installs it
+}
+let (ompInclude, ompLib) = findOpenMP()
 
 let package = Package(
     name: "robust-eval",

@@ -33,19 +33,46 @@ public enum ImagePNG {
         return Data(out)
     }
 
+    /// 3×5 pixel glyphs of the digits 0–9 (rows top to bottom, 3 bits each, high bit left).
+    static let digitGlyphs: [[UInt8]] = [
+        [7, 5, 5, 5, 7], [2, 6, 2, 2, 7], [7, 1, 7, 4, 7], [7, 1, 7, 1, 7], [5, 5, 7, 1, 1],
+        [7, 4, 7, 1, 7], [7, 4, 7, 5, 7], [7, 1, 1, 1, 1], [7, 5, 7, 5, 7], [7, 5, 7, 1, 7],
+    ]
+
     /// A grid of images (N, C, H, W) in [0, 1] (clamped), `columns` per row, 2-pixel white gutters.
-    public static func writeGrid(_ x: Tensor, columns: Int, to path: String, scale: Int = 2) throws {
+    /// `rowLabels` (one number per row, e.g. the class a row was sampled from) are drawn in a
+    /// margin on the left.
+    public static func writeGrid(_ x: Tensor, columns: Int, to path: String, scale: Int = 2, rowLabels: [Int]? = nil) throws {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         guard n > 0, c == 1 || c == 3 else { throw JEMError.invalidArgument("image grid needs 1 or 3 channels and at least one image, got \(x.shape)") }
         let cols = max(1, min(columns, n)), rows = (n + cols - 1) / cols, g = 2
-        let W = cols * (w * scale + g) + g, H = rows * (h * scale + g) + g
+        let digits = (rowLabels ?? []).map { String(max($0, 0)).count }.max() ?? 0
+        let margin = rowLabels == nil ? 0 : digits * 4 * scale + g
+        let W = margin + cols * (w * scale + g) + g, H = rows * (h * scale + g) + g
         var px = [UInt8](repeating: 255, count: W * H * c)
         for i in 0..<n {
-            let oy = g + (i / cols) * (h * scale + g), ox = g + (i % cols) * (w * scale + g)
+            let oy = g + (i / cols) * (h * scale + g), ox = margin + g + (i % cols) * (w * scale + g)
             for y in 0..<(h * scale) { for q in 0..<(w * scale) { for k in 0..<c {
                 let v = x.data[((i * c + k) * h + y / scale) * w + q / scale]
                 px[((oy + y) * W + ox + q) * c + k] = UInt8((min(max(v, 0), 1) * 255).rounded())
             } } }
+        }
+        if let rowLabels {
+            for (r, label) in rowLabels.prefix(rows).enumerated() {
+                let text = Array(String(max(label, 0)))
+                let oy = g + r * (h * scale + g) + max(0, (h * scale - 5 * scale) / 2)
+                for (j, ch) in text.enumerated() {
+                    guard let d = ch.wholeNumberValue else { continue }
+                    let ox = g + j * 4 * scale
+                    for gy in 0..<5 { for gx in 0..<3 where digitGlyphs[d][gy] >> (2 - gx) & 1 == 1 {
+                        for sy in 0..<scale { for sx in 0..<scale {
+                            let y = oy + gy * scale + sy, q = ox + gx * scale + sx
+                            guard y < H, q < W else { continue }
+                            for k in 0..<c { px[(y * W + q) * c + k] = 0 }
+                        } }
+                    } }
+                }
+            }
         }
         try AtomicFile.write(try encode(width: W, height: H, channels: c, pixels: px), to: path)
     }

@@ -107,6 +107,17 @@ public struct NpyArray {
         return d
     }
 
+    /// A float32 tensor as .npy bytes.
+    public static func encode(_ t: Tensor) -> Data {
+        encode(shape: t.shape, dtype: .f4) { $0.append(UnsafeBufferPointer(start: t.data, count: t.count)) }
+    }
+
+    /// Integers as int64 .npy bytes.
+    public static func encode(_ ints: [Int]) -> Data {
+        let v = ints.map { Int64($0).littleEndian }
+        return encode(shape: [ints.count], dtype: .i8) { data in v.withUnsafeBufferPointer { data.append($0) } }
+    }
+
     /// Writes a float32 tensor atomically.
     public static func write(_ t: Tensor, to path: String) throws {
         let d = encode(shape: t.shape, dtype: .f4) { $0.append(UnsafeBufferPointer(start: t.data, count: t.count)) }

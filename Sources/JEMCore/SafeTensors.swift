@@ -155,16 +155,11 @@ public struct SafeTensorsFile {
     }
 }
 
-/// Writes files atomically: a temporary file beside the target, then rename.
+/// Writes files atomically: a temporary file beside the target (`PATH.tmp-PID`), then rename.
+/// Temporary files that a killed run of ours left beside a target are removed on the next write.
 public enum AtomicFile {
     public static func write(_ data: Data, to path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir.isEmpty ? "." : dir, isDirectory: &isDir), isDir.boolValue else {
-            throw JEMError.io(path: path, reason: "cannot write: directory \(dir) does not exist")
-        }
-        let tmp = path + ".tmp-\(getpid())"
+        let tmp = try temporaryPath(for: path)
         guard FileManager.default.createFile(atPath: tmp, contents: data) else {
             throw JEMError.io(path: path, reason: "cannot write (permission denied or disk full)")
         }
@@ -176,5 +171,63 @@ public enum AtomicFile {
 
     public static func write(_ string: String, to path: String) throws {
         try write(Data(string.utf8), to: path)
+    }
+
+    /// Writes several files all or none: each is written to its temporary file first; only when
+    /// every one is written are they moved into place. `body` stages them.
+    public static func group(_ body: (Group) throws -> Void) throws {
+        let g = Group()
+        do {
+            try body(g)
+            for (tmp, path) in g.staged where rename(tmp, path) != 0 {
+                throw JEMError.io(path: path, reason: "cannot move the temporary file into place")
+            }
+        } catch {
+            for (tmp, _) in g.staged { unlink(tmp) }
+            throw error
+        }
+    }
+
+    public final class Group {
+        var staged: [(String, String)] = []
+
+        /// Stages `data` for `path`.
+        public func write(_ data: Data, to path: String) throws {
+            let tmp = try temporaryPath(for: path)
+            staged.append((tmp, path))
+            guard FileManager.default.createFile(atPath: tmp, contents: data) else {
+                throw JEMError.io(path: path, reason: "cannot write (permission denied or disk full)")
+            }
+        }
+
+        public func write(_ string: String, to path: String) throws { try write(Data(string.utf8), to: path) }
+
+        /// Stages a file that `make` writes at the temporary path it is given.
+        public func produce(_ path: String, _ make: (String) throws -> Void) throws {
+            let tmp = try temporaryPath(for: path)
+            staged.append((tmp, path))
+            try make(tmp)
+        }
+
+        /// The temporary file staged for `path` (to read back, e.g. an SVG to render).
+        public func stagedPath(for path: String) -> String? { staged.first { $0.1 == path }?.0 }
+    }
+
+    /// `PATH.tmp-PID` for this process, after checking the directory and removing the temporary
+    /// files of `PATH` that processes no longer running left behind.
+    static func temporaryPath(for path: String) throws -> String {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir.isEmpty ? "." : dir, isDirectory: &isDir), isDir.boolValue else {
+            throw JEMError.io(path: path, reason: "cannot write: directory \(dir) does not exist")
+        }
+        let prefix = url.lastPathComponent + ".tmp-"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix(prefix) {
+            let digits = name.dropFirst(prefix.count).prefix { $0.isNumber }
+            guard let pid = Int32(digits), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            unlink((dir as NSString).appendingPathComponent(name))
+        }
+        return path + ".tmp-\(getpid())"
     }
 }

@@ -93,19 +93,34 @@ public struct Chart {
 
     /// Writes the SVG, and the PNG beside it (same stem) when `png` is given.
     public func write(svg svgPath: String, png pngPath: String?) throws {
-        try AtomicFile.write(svg(), to: svgPath)
-        if let pngPath { try PNG.fromSVG(svgPath, to: pngPath) }
+        try AtomicFile.group { try stage(in: $0, svg: svgPath, png: pngPath) }
+    }
+
+    /// Stages the SVG and the PNG in an all-or-none group of files.
+    public func stage(in g: AtomicFile.Group, svg svgPath: String, png pngPath: String?) throws {
+        try g.write(svg(), to: svgPath)
+        if let pngPath, let staged = g.stagedPath(for: svgPath) {
+            try g.produce(pngPath) { tmp in try PNG.render(staged, into: tmp, reportingAs: pngPath) }
+        }
     }
 }
 
 public enum PNG {
     /// Renders an SVG file to PNG with rsvg-convert (Debian: librsvg2-bin; scripts/setup.sh installs it).
     public static func fromSVG(_ svg: String, to png: String) throws {
+        try render(svg, into: png + ".tmp-\(getpid()).png", reportingAs: png)
+        guard rename(png + ".tmp-\(getpid()).png", png) == 0 else {
+            unlink(png + ".tmp-\(getpid()).png")
+            throw JEMError.io(path: png, reason: "cannot move the PNG into place")
+        }
+    }
+
+    /// Renders `svg` into the file `out` (no rename); errors name `png`.
+    public static func render(_ svg: String, into tmp: String, reportingAs png: String) throws {
         let candidates = ["/usr/bin/rsvg-convert", "/usr/local/bin/rsvg-convert"]
         guard let tool = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw JEMError.io(path: png, reason: "cannot write PNG: rsvg-convert not found (install Debian's librsvg2-bin, e.g. bash scripts/setup.sh); the SVG is at \(svg)")
         }
-        let tmp = png + ".tmp-\(getpid()).png"
         let p = Process()
         p.executableURL = URL(fileURLWithPath: tool)
         p.arguments = ["-b", "white", "-o", tmp, svg]
@@ -118,6 +133,5 @@ public enum PNG {
             let msg = String(data: err.fileHandleForReading.readDataToEndOfFile(), encoding: .utf8) ?? ""
             throw JEMError.io(path: png, reason: "rsvg-convert failed: \(msg)")
         }
-        guard rename(tmp, png) == 0 else { unlink(tmp); throw JEMError.io(path: png, reason: "cannot move the PNG into place") }
     }
 }

@@ -38,10 +38,11 @@ struct Calibrate: ParsableCommand {
             let def = try SGLDDefense(model: l.model, config: try defense.config(steps: k))
             clf = def; label = "SGLD-\(k) refinement: \(def.config.summary)"
         }
+        print("model: \(l.path)\ndata:  \(d.name), \(d.count) images\ninput: \(label)")
+        fflush(stdout)
         var rng = SeededRandom(seed: runtime.seed)
         let z = try Evaluation.logits(clf, d.images, batchSize: input.batchSize, rng: &rng)
         let r = try Calibration.report(probabilities: Losses.softmax(z), labels: d.labels, bins: bins)
-        print("model: \(l.path)\ndata:  \(d.name), \(d.count) images\ninput: \(label)")
         print(String(format: "accuracy %.2f%%  ECE %.2f%%  MCE %.2f%%  NLL %.4f  (%d bins)", 100 * r.accuracy, 100 * r.ece, 100 * r.mce, r.nll, bins))
         if let json { try writeJSON(r, to: json) }
         if let diagram {

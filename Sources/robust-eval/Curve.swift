@@ -43,6 +43,11 @@ struct Curve: ParsableCommand {
     @Option(name: .long, help: "Output stem: writes STEM.csv, STEM.json, STEM.svg and STEM.png.") var out: String = "curve"
     @OptionGroup var runtime: RuntimeOptions
 
+    func validate() throws {
+        for ext in ["csv", "json", "svg", "png"] { try Check.writable("\(out).\(ext)", "--out") }
+        _ = try parseSeries()
+    }
+
     func parseSeries() throws -> [(String, Int?)] {
         func steps(_ s: String) throws -> Int? {
             if s == "none" { return nil }
@@ -78,7 +83,14 @@ struct Curve: ParsableCommand {
         var loaded: [String: LoadedModel] = [:]
         for (m, _) in specs where loaded[m] == nil { loaded[m] = try BundledModels.load(m) }
         let classes = loaded.values.first!.model.numClasses
+        for (m, l) in loaded where l.model.numClasses != classes {
+            throw ValidationError("--model \(m) has \(l.model.numClasses) classes, \(loaded.first!.key) \(classes): a curve compares models of one task")
+        }
         let d = try inp.load(for: loaded[specs[0].0]!)
+        print("data:    \(d.name), \(d.count) images")
+        print("attack:  \(template.summary) at ε = \(epsText)")
+        print("series:  \(specs.map { "\($0.0)\($0.1.map { ":SGLD-\($0)" } ?? "")" }.joined(separator: ", "))\(specs.contains { $0.1 != nil } ? "; defense gradient \(defense.gradient.rawValue), EOT \(defense.eot)" : "")")
+        fflush(stdout)
         let t0 = Date()
         var reports: [CurveSeriesReport] = []
         for (name, k) in specs {
@@ -106,16 +118,23 @@ struct Curve: ParsableCommand {
                 csv += "\(r.model),\"\(r.defense)\",\(attack.norm.rawValue),\(p.eps),\(p.accuracy),\(p.n),\(p.attacked),\"\(template.summary.replacingOccurrences(of: "\"", with: "'")) step/ε kept; gradient \(r.gradient)\"\n"
             }
         }
-        try AtomicFile.write(csv, to: out + ".csv")
-        try writeJSON(report, to: out + ".json")
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let json = try enc.encode(report)
         let linf = attack.norm == .linf
         let defended = specs.contains { $0.1 != nil }
-        let chart = Chart(title: "\(linf ? "L∞" : "L2") PGD-\(template.steps)\(template.restarts > 1 ? " ×\(template.restarts) restarts" : "")\(defended ? " (\(defense.gradient == .bpda ? "BPDA" : "full-chain gradient")\(defense.eot > 1 ? "+EOT \(defense.eot)" : ""))" : ""), \(d.name), n = \(d.count)",
+        // The gradient through the defense concerns the SGLD series only; the title says so.
+        let chart = Chart(title: "\(linf ? "L∞" : "L2") PGD-\(template.steps)\(template.restarts > 1 ? " ×\(template.restarts) restarts" : "")\(defended ? "; SGLD series: \(defense.gradient == .bpda ? "BPDA" : "full-chain gradient")\(defense.eot > 1 ? "+EOT \(defense.eot)" : "")" : ""), \(d.name), n = \(d.count)",
                           xLabel: linf ? "ε × 255 (L∞)" : "ε (L2)", yLabel: "robust accuracy",
                           series: reports.map { r in Chart.Series(label: r.defense == "none" ? r.model : "\(r.model) SGLD-\(r.defense.split(separator: ":")[0].dropFirst(5))",
                                                                   points: r.points.map { ($0.eps * (linf ? 255 : 1), $0.accuracy) }) },
                           yRange: (0, 1))
-        try chart.write(svg: out + ".svg", png: out + ".png")
+        // All four files or none.
+        try AtomicFile.group { g in
+            try g.write(csv, to: out + ".csv")
+            try g.write(json, to: out + ".json")
+            try chart.stage(in: g, svg: out + ".svg", png: out + ".png")
+        }
         print(String(format: "%d series × %d ε on %d images in %.0f s → %@.{csv,json,svg,png}", reports.count, epsList.count, d.count, secs, out as NSString))
     }
 }

@@ -6,8 +6,10 @@ import JEMCore
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "data", abstract: "Describe a data set: count, shape, pixel range and class histogram.")
     @OptionGroup var data: DataOptions
+    @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
+        runtime.apply()
         let t0 = Date()
         let d = try data.load()
         let secs = Date().timeIntervalSince(t0)

@@ -28,6 +28,10 @@ struct Eval: ParsableCommand {
         let m = l.model
         let d = try input.load(for: l)
         let batchSize = input.batchSize
+        for n in d.notes { print(n) }
+        print("model: \(l.path)")
+        print("data:  \(d.name), \(d.count) images")
+        fflush(stdout)
         let t0 = Date()
         let pred = try m.logits(d.images, batchSize: batchSize).argmaxRows()
         var correct = [Int](repeating: 0, count: d.numClasses), total = [Int](repeating: 0, count: d.numClasses)
@@ -35,9 +39,6 @@ struct Eval: ParsableCommand {
         let acc = Double(correct.reduce(0, +)) / Double(max(d.count, 1))
         let per = zip(correct, total).map { $1 > 0 ? Double($0) / Double($1) : 0 }
         let secs = Date().timeIntervalSince(t0)
-        for n in d.notes { print(n) }
-        print("model: \(l.path)")
-        print("data:  \(d.name), \(d.count) images")
         print(String(format: "accuracy: %.2f%%  (%.1f s)", 100 * acc, secs))
         print("per class: " + per.enumerated().map { String(format: "%d:%.1f%%", $0.offset, 100 * $0.element) }.joined(separator: " "))
         if let json {

@@ -7,8 +7,10 @@ import JEMCore
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a model's architecture, parameter count and metadata (ONNX: ops, input shape, opset).")
     @OptionGroup var model: ModelOptions
+    @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
+        runtime.apply()
         let l = try model.load()
         print("file:        \(l.path)")
         if let g = l.model as? GraphModel {

@@ -67,6 +67,8 @@ struct OODCommand: ParsableCommand {
                 sets.append((o, od.images))
             }
         }
+        print("model: \(l.path)\nin-distribution: \(d.name), \(d.count) images (positive)\nOOD sets: \(sets.map { "\($0.0) (\($0.1.shape[0]))" }.joined(separator: ", "))")
+        fflush(stdout)
         if let dir = scoresOut { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         var inScores: [OODScore: [Float]] = [:]
         for s in OODScore.allCases {
@@ -75,7 +77,6 @@ struct OODCommand: ParsableCommand {
         }
         var reports: [OODSetReport] = []
         var outScores: [String: [OODScore: [Float]]] = [:]
-        print("model: \(l.path)\nin-distribution: \(d.name), \(d.count) images (positive)")
         func pad(_ t: String, _ n: Int) -> String { t.count >= n ? t + " " : t.padding(toLength: n, withPad: " ", startingAt: 0) }
         print(pad("", 30) + OODScore.allCases.map { pad($0.rawValue + ": AUROC / AUPR / FPR95", 36) }.joined())
         for (name, x) in sets {

@@ -22,19 +22,26 @@ struct PGDCommand: ParsableCommand {
         let d = try input.load(for: l)
         let pgd = try PGD(config: cfg)
         let advs = output.saveAdversarials != nil ? Tensor(shape: d.images.shape) : nil
+        for n in d.notes { print(n) }
+        print("model:   \(l.path) (\(l.model.architectureName))")
+        print("data:    \(d.name), \(d.count) images")
+        print("attack:  \(cfg.summary); gradient \(l.classifier.gradientDescription)")
+        fflush(stdout)
         let prog = Progress(total: d.count, label: "pgd")
         let r = try Evaluation.run(l.classifier, attack: pgd, images: d.images, labels: d.labels, batchSize: input.batchSize,
                                    seed: runtime.seed, targeted: cfg.targeted, adversarials: advs) { prog.update($0) }
         prog.finish()
         let ips = Double(d.count * cfg.steps * cfg.restarts) / max(r.seconds, 1e-9)
-        for n in d.notes { print(n) }
-        print("model:   \(l.path) (\(l.model.architectureName))")
-        print("data:    \(d.name), \(d.count) images")
-        print("attack:  \(cfg.summary); gradient \(l.classifier.gradientDescription)")
         print(String(format: "clean accuracy:  %.2f%%", 100 * r.cleanAccuracy))
         print(String(format: "robust accuracy: %.2f%%", 100 * r.robustAccuracy))
         print(String(format: "time: %.1f s (%.0f images/s per PGD step)", r.seconds, ips))
-        if let p = output.saveAdversarials, let advs { try NpyArray.write(advs, to: p); print("adversarials → \(p)") }
+        if let p = output.saveAdversarials, let advs {
+            try AtomicFile.group { g in
+                try g.write(NpyArray.encode(advs), to: p)
+                try g.write(NpyArray.encode(d.labels), to: adversarialLabelsPath(p))
+            }
+            print("adversarials → \(p), labels → \(adversarialLabelsPath(p))")
+        }
         try output.writePerExample(r)
         if let j = output.json {
             try writeJSON(AttackReport(command: "pgd", model: l.path, data: d.name, n: d.count, clean_accuracy: r.cleanAccuracy,
@@ -62,6 +69,9 @@ struct Transfer: ParsableCommand {
             throw ValidationError("source has \(src.model.numClasses) classes, target \(tgt.model.numClasses)")
         }
         let d = try input.load(for: tgt)
+        for n in d.notes { print(n) }
+        print("source:  \(src.path)\ntarget:  \(tgt.path)\ndata:    \(d.name), \(d.count) images\nattack:  \(cfg.summary) on the source")
+        fflush(stdout)
         let advs = Tensor(shape: d.images.shape)
         let prog = Progress(total: d.count, label: "transfer")
         let crafted = try Evaluation.run(src.classifier, attack: try PGD(config: cfg), images: d.images, labels: d.labels,
@@ -75,10 +85,14 @@ struct Transfer: ParsableCommand {
         let cleanOK = r.cleanCorrect.filter { $0 }.count
         let transferred = (0..<r.n).filter { r.cleanCorrect[$0] && adv[$0] != d.labels[$0] }.count
         let rate = Double(transferred) / Double(max(cleanOK, 1))
-        print("source:  \(src.path)\ntarget:  \(tgt.path)\ndata:    \(d.name), \(d.count) images\nattack:  \(cfg.summary) on the source")
         print(String(format: "source robust accuracy: %.2f%%", 100 * crafted.robustAccuracy))
         print(String(format: "target clean accuracy:  %.2f%%\ntarget robust accuracy: %.2f%%\ntransfer rate: %.2f%% of the target's correctly classified images", 100 * r.cleanAccuracy, 100 * r.robustAccuracy, 100 * rate))
-        if let p = output.saveAdversarials { try NpyArray.write(advs, to: p) }
+        if let p = output.saveAdversarials {
+            try AtomicFile.group { g in
+                try g.write(NpyArray.encode(advs), to: p)
+                try g.write(NpyArray.encode(d.labels), to: adversarialLabelsPath(p))
+            }
+        }
         try output.writePerExample(r)
         if let j = output.json {
             try writeJSON(AttackReport(command: "transfer", model: tgt.path, data: d.name, n: d.count, clean_accuracy: r.cleanAccuracy,

@@ -87,7 +87,7 @@ struct Sample: ParsableCommand {
             // (its normalised space [−1, 1]), [0, 1] for an imported graph.
             let mean = l.wideResNet?.config.inputMean ?? Array(repeating: 0.5, count: c.inChannels)
             let half = l.wideResNet?.config.inputStd ?? Array(repeating: 0.5, count: c.inChannels)
-            let hw = s * s
+            let hw = s * sw
             for i in 0..<x.count { x.data[i] = mean[(i / hw) % c.inChannels] + half[(i / hw) % c.inChannels] * (2 * rng.uniform() - 1) }
         }
         let t0 = Date()
@@ -97,11 +97,16 @@ struct Sample: ParsableCommand {
         }
         let cfg = SGLDConfig(stepSize: stepSize, noise: noise, steps: steps, clampGradient: clampOn ?? false, clampSamples: clampOn ?? false)
         try cfg.validate()
+        print("sampling \(n) image(s) \(perClass ? "(\(count) per class)" : `class`.map { "of class \($0)" } ?? "unconditionally") from \(l.path): \(steps) SGLD steps from \(buffer != nil ? "the replay buffer" : start == .gaussian ? "class Gaussians" : "uniform noise")")
+        fflush(stdout)
         let noiseT = Tensor(shape: x.shape)
         let prog = Progress(total: steps, label: "sgld")
         for s in 0..<steps { try SGLD.step(l.model, x, config: cfg, labels: labels, noise: noiseT, rng: &rng); prog.update(s + 1) }
         prog.finish()
-        try ImagePNG.writeGrid(x, columns: perClass ? count : min(8, n), to: out)
+        // Rows of a class-conditional grid are labelled with their class.
+        let cols = perClass ? count : min(8, n)
+        let rowClasses: [Int]? = labels.map { l in stride(from: 0, to: n, by: cols).map { l[$0] } }
+        try ImagePNG.writeGrid(x, columns: cols, to: out, rowLabels: rowClasses)
         if let npy { try NpyArray.write(x, to: npy) }
         let pred = try l.model.logits(x).argmaxRows()
         var hist = [Int](repeating: 0, count: c.numClasses)

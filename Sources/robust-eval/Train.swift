@@ -175,12 +175,16 @@ struct Train: ParsableCommand {
                              formatDuration(rate > 0 ? Double(p.totalIterations - p.iteration) / rate : 0), p.ce, p.pxTerm, p.energyGap, 100 * p.accuracy))
                 fflush(stdout)
             }
-            guard progress.tty, Date().timeIntervalSince(progress.last) > 0.5 else { return }
+            // A redrawn line on a terminal; otherwise a plain line on stderr about every 10 s
+            // (unless --log-every already prints lines to stdout).
+            let every: Double = progress.tty ? 0.5 : 10
+            guard progress.tty || logEvery == 0, Date().timeIntervalSince(progress.last) > every else { return }
             progress.last = Date()
             let rate = Double(p.iteration - startIt) / max(Date().timeIntervalSince(t0), 1e-9)
             let eta = rate > 0 ? Double(p.totalIterations - p.iteration) / rate : 0
-            err.write(String(format: "\r\u{1B}[Kiter %d/%d  %.2f it/s  ETA %@  CE %.3f  p(x) %.3f  gap %.3f  acc %.1f%%",
-                             p.iteration, p.totalIterations, rate, formatDuration(eta), p.ce, p.pxTerm, p.energyGap, 100 * p.accuracy).data(using: .utf8)!)
+            err.write(String(format: "%@iter %d/%d  %.2f it/s  ETA %@  CE %.3f  p(x) %.3f  gap %.3f  acc %.1f%%%@", progress.tty ? "\r\u{1B}[K" : "",
+                             p.iteration, p.totalIterations, rate, formatDuration(eta), p.ce, p.pxTerm, p.energyGap, 100 * p.accuracy,
+                             progress.tty ? "" : "\n").data(using: .utf8)!)
         })
         progress.finish()
         try trainer.saveModel()

@@ -21,8 +21,13 @@ public enum NpyImages {
             guard l.count == n else {
                 throw JEMError.badFile(path: labels, reason: "\(l.count) labels for \(n) images in \(images)")
             }
-            y = try l.values.map { v in
-                guard v >= 0, v == v.rounded(), v < 1e9 else { throw JEMError.badFile(path: labels, reason: "label \(v) is not a non-negative integer") }
+            let limit = Double(defaultClasses ?? 100_000)
+            y = try l.values.enumerated().map { i, v in
+                guard v >= 0, v == v.rounded() else { throw JEMError.badFile(path: labels, reason: "label \(v) at index \(i) is not a non-negative integer") }
+                guard v < limit else {
+                    let shown = v < 1e18 ? String(Int64(v)) : "\(v)"
+                    throw JEMError.badFile(path: labels, reason: "label \(shown) at index \(i) is out of range 0..<\(Int(limit))\(defaultClasses != nil ? " (the model's class count)" : "")")
+                }
                 return Int(v)
             }
             if defaultClasses == nil { classes = max(classes, (y.max() ?? 0) + 1) }

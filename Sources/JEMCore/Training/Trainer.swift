@@ -13,10 +13,13 @@ public struct TrainState: Codable, Equatable, Sendable {
     public var restarts: Int = 0
     public var lrScale: Float = 1
     public var secondsTrained: Double = 0
+    /// The log line of the epoch this checkpoint ends (nil mid-epoch): written to log.jsonl after
+    /// the checkpoint lands, and again on resume if the run was killed in between.
+    public var pendingLog: EpochLog? = nil
 }
 
 /// One epoch's log line (JSON lines in DIR/log.jsonl).
-public struct EpochLog: Codable, Sendable {
+public struct EpochLog: Codable, Equatable, Sendable {
     public var epoch: Int
     public var iteration: Int
     public var ce: Double
@@ -300,6 +303,11 @@ public final class Trainer {
         guard state.iteration <= totalIterations else {
             throw JEMError.invalidArgument("--epochs \(config.epochs) ends before the checkpoint's iteration \(state.iteration)")
         }
+        // Killed after an epoch's checkpoint landed but before its log line (and model) did.
+        if let e = state.pendingLog, !loggedEpochs().contains(e.epoch) {
+            try appendLog(e)
+            try saveModel()
+        }
         takeSnapshot()
     }
 
@@ -342,14 +350,18 @@ public final class Trainer {
             let epochEnd = state.iteration % itersPerEpoch == 0
             if epochEnd || state.iteration % config.checkpointEvery == 0 {
                 state.secondsTrained += Date().timeIntervalSince(t0); t0 = Date()
+                state.pendingLog = nil
+                if epochEnd {
+                    let val = try validation.map { try accuracy(of: $0) }
+                    state.pendingLog = EpochLog(epoch: state.iteration / itersPerEpoch, iteration: state.iteration, ce: acc.ce / steps,
+                                                px_term: acc.px / steps, energy_gap: acc.gap / steps,
+                                                train_accuracy: Double(acc.correct) / Double(max(acc.n, 1)),
+                                                validation_accuracy: val, seconds: state.secondsTrained, restarts: state.restarts, lr: Double(lr))
+                }
                 try saveCheckpoint()
             }
-            if epochEnd {
-                let val = try validation.map { try accuracy(of: $0) }
-                let e = EpochLog(epoch: state.iteration / itersPerEpoch, iteration: state.iteration, ce: acc.ce / steps,
-                                 px_term: acc.px / steps, energy_gap: acc.gap / steps,
-                                 train_accuracy: Double(acc.correct) / Double(max(acc.n, 1)),
-                                 validation_accuracy: val, seconds: state.secondsTrained, restarts: state.restarts, lr: Double(lr))
+            if epochEnd, let e = state.pendingLog {
+                let val = e.validation_accuracy
                 try appendLog(e)
                 try saveModel()
                 log(String(format: "epoch %d: CE %.4f, p(x) term %.4f, train acc %.2f%%, validation acc %@, %.0f s",
@@ -374,6 +386,12 @@ public final class Trainer {
     public func accuracy(of d: Dataset) throws -> Double {
         let pred = try model.logits(d.images, batchSize: 500).argmaxRows()
         return Double(zip(pred, d.labels).filter { $0 == $1 }.count) / Double(max(d.count, 1))
+    }
+
+    /// Epochs that have a line in log.jsonl.
+    func loggedEpochs() -> Set<Int> {
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        return Set(text.split(separator: "\n").compactMap { try? JSONDecoder().decode(EpochLog.self, from: Data($0.utf8)).epoch })
     }
 
     func appendLog(_ e: EpochLog) throws {
