@@ -284,7 +284,7 @@ final class CLIONNXTests: XCTestCase {
         let bad = d + "/erf.onnx"
         try zoo.replacing(Data("Tanh".utf8), with: Data("Erfx".utf8)).write(to: URL(fileURLWithPath: bad))
         func fails(_ args: [String], _ text: String, file: StaticString = #filePath, line: UInt = #line) {
-            XCTAssertThrowsError(try { var c = try Info.parse(args); try c.run() }(), file: file, line: line) { e in
+            XCTAssertThrowsError(try { let c = try Info.parse(args); try c.run() }(), file: file, line: line) { e in
                 let msg = (e as? ValidationError)?.message ?? RobustEval.message(for: e)
                 XCTAssertTrue(msg.contains(text), "'\(msg)' lacks '\(text)'", file: file, line: line)
             }

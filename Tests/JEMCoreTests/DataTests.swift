@@ -17,6 +17,11 @@ final class DataTests: XCTestCase {
 
     func p(_ name: String) -> String { (dir as NSString).appendingPathComponent(name) }
 
+    /// Writes a fixture file, failing the test if it cannot.
+    func save(atPath path: String, contents: Data?) {
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: contents), "cannot write \(path)")
+    }
+
     func be32(_ v: Int) -> [UInt8] { [UInt8(v >> 24 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
     func le32(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24 & 0xFF)] }
 
@@ -36,8 +41,8 @@ final class DataTests: XCTestCase {
         if gzip {
             writeGzip(img, to: p("\(pre)-images-idx3-ubyte.gz")); writeGzip(lab, to: p("\(pre)-labels-idx1-ubyte.gz"))
         } else {
-            FileManager.default.createFile(atPath: p("\(pre)-images-idx3-ubyte"), contents: Data(img))
-            FileManager.default.createFile(atPath: p("\(pre)-labels-idx1-ubyte"), contents: Data(lab))
+            save(atPath: p("\(pre)-images-idx3-ubyte"), contents: Data(img))
+            save(atPath: p("\(pre)-labels-idx1-ubyte"), contents: Data(lab))
         }
     }
 
@@ -62,14 +67,14 @@ final class DataTests: XCTestCase {
     func testCIFAR10And100() throws {
         var rec: [UInt8] = []
         for i in 0..<3 { rec.append(UInt8(i)); rec += (0..<3072).map { UInt8(($0 + i) % 256) } }
-        for b in 1...5 { FileManager.default.createFile(atPath: p("data_batch_\(b).bin"), contents: Data(rec)) }
-        FileManager.default.createFile(atPath: p("test_batch.bin"), contents: Data(rec))
+        for b in 1...5 { save(atPath: p("data_batch_\(b).bin"), contents: Data(rec)) }
+        save(atPath: p("test_batch.bin"), contents: Data(rec))
         let tr = try DataSpec.parse("cifar10:\(dir)").load(split: .train)
         XCTAssertEqual(tr.images.shape, [15, 3, 32, 32]); XCTAssertEqual(tr.labels.prefix(3), [0, 1, 2])
         XCTAssertEqual(tr.images[3072 + 1024], Float(1025 % 256) / 255, accuracy: 1e-7)   // image 1, channel 1, pixel 0
         var rec100: [UInt8] = []
         for i in 0..<2 { rec100 += [UInt8(i + 3), UInt8(i + 50)]; rec100 += [UInt8](repeating: 9, count: 3072) }
-        FileManager.default.createFile(atPath: p("test.bin"), contents: Data(rec100))
+        save(atPath: p("test.bin"), contents: Data(rec100))
         XCTAssertEqual(try DataSpec.parse("cifar100:\(dir)").load(split: .test).labels, [50, 51])
         let coarse = try DataSpec.parse("cifar100:\(dir):coarse").load(split: .test)
         XCTAssertEqual(coarse.labels, [3, 4]); XCTAssertEqual(coarse.numClasses, 20)
@@ -109,7 +114,7 @@ final class DataTests: XCTestCase {
     func testSVHNPlainAndCompressed() throws {
         for c in [false, true] {
             let path = p("s\(c).mat")
-            FileManager.default.createFile(atPath: path, contents: matFile(n: 3, compressed: c))
+            save(atPath: path, contents: matFile(n: 3, compressed: c))
             let d = try DataSpec.parse("svhn:\(path)").load(split: .test)
             XCTAssertEqual(d.images.shape, [3, 3, 2, 2])
             XCTAssertEqual(d.labels, [0, 1, 2], "label 10 is digit 0")
@@ -168,26 +173,26 @@ final class DataTests: XCTestCase {
         try setUpWithError()
         writeIDX(split: "test", n: 12, gzip: false)
         var lab = be32(0x801) + be32(12) + [UInt8](repeating: 0, count: 12); lab[10] = 11
-        FileManager.default.createFile(atPath: p("t10k-labels-idx1-ubyte"), contents: Data(lab))
+        save(atPath: p("t10k-labels-idx1-ubyte"), contents: Data(lab))
         assertError(try DataSpec.parse("mnist:\(dir)").load(split: .test), ["label 11 at index 2 is out of range"])
         try FileManager.default.removeItem(atPath: p("t10k-labels-idx1-ubyte"))
         assertError(try DataSpec.parse("mnist:\(dir)").load(split: .test), [dir, "missing t10k-labels-idx1-ubyte"])
     }
 
     func testBadCIFARAndSVHNAndNpy() throws {
-        FileManager.default.createFile(atPath: p("test_batch.bin"), contents: Data(repeating: 0, count: 3073 * 2 + 5))
+        save(atPath: p("test_batch.bin"), contents: Data(repeating: 0, count: 3073 * 2 + 5))
         assertError(try DataSpec.parse("cifar10:\(dir)").load(split: .test), ["test_batch.bin", "not a whole number of 3073-byte records"])
         assertError(try DataSpec.parse("cifar10:\(dir)").load(split: .train), [dir, "missing data_batch_1.bin"])
         var rec = [UInt8](repeating: 0, count: 3073); rec[0] = 12
-        FileManager.default.createFile(atPath: p("test_batch.bin"), contents: Data(rec))
+        save(atPath: p("test_batch.bin"), contents: Data(rec))
         assertError(try DataSpec.parse("cifar10:\(dir)").load(split: .test), ["label 12 out of range"])
         let m = p("noX.mat")
-        FileManager.default.createFile(atPath: m, contents: matFile(n: 2, compressed: true, names: ("Z", "y")))
+        save(atPath: m, contents: matFile(n: 2, compressed: true, names: ("Z", "y")))
         assertError(try DataSpec.parse("svhn:\(m)").load(split: .test), [m, "no variable X"])
-        FileManager.default.createFile(atPath: m, contents: matFile(n: 2, compressed: false, labels: [1, 2, 3]))
+        save(atPath: m, contents: matFile(n: 2, compressed: false, labels: [1, 2, 3]))
         assertError(try DataSpec.parse("svhn:\(m)").load(split: .test), [m, "3 labels in y for 2 images"])
         let whole = matFile(n: 2, compressed: false)
-        FileManager.default.createFile(atPath: m, contents: whole.prefix(200))
+        save(atPath: m, contents: whole.prefix(200))
         assertError(try DataSpec.parse("svhn:\(m)").load(split: .test), [m, "truncated"])
         let img = p("i.npy"), lab = p("l.npy")
         try NpyArray.write(Tensor(shape: [3, 1, 2, 2], repeating: 0.5), to: img)
