@@ -45,10 +45,10 @@ struct AttackOptions: ParsableArguments {
         c.loss = loss; c.earlyStop = earlyStop
         if let s = stepSize {
             if s.hasSuffix("eps") {
-                guard let f = parseFraction(String(s.dropLast(3))) ?? (s == "eps" ? 1 : nil), f >= 0 else { throw ValidationError("--step-size '\(s)' is not a number times eps") }
+                guard let f = parseFraction(String(s.dropLast(3))) ?? (s == "eps" ? 1 : nil), f > 0, f.isFinite else { throw ValidationError("--step-size '\(s)' is not a positive number times eps") }
                 c.stepSize = Float(f) * c.epsilon
             } else {
-                guard let v = parseFraction(s), v >= 0, v.isFinite else { throw ValidationError("--step-size '\(s)' is not a non-negative number") }
+                guard let v = parseFraction(s), v > 0, v.isFinite else { throw ValidationError("--step-size '\(s)' is not a positive number") }
                 c.stepSize = Float(v)
             }
         } else {

@@ -151,6 +151,7 @@ func runEnsemble(command: String, config: AutoAttackConfig, model: ModelOptions,
     let l = try model.load()
     let d = try input.load(for: l)
     guard d.count > 0 else { throw ValidationError("no images selected (check --limit / --offset)") }
+    try Check.writable(output.saveAdversarials, "--save-adversarials", bytes: d.images.count * 4)
     try config.validate(classes: l.model.numClasses)
     let (classifier, defenseNote) = try wrap?(l) ?? (l.classifier, "")
     var settings = ["seed": String(config.seed)]

@@ -21,6 +21,7 @@ struct PGDCommand: ParsableCommand {
         let l = try model.load()
         let d = try input.load(for: l)
         let pgd = try PGD(config: cfg)
+        try Check.writable(output.saveAdversarials, "--save-adversarials", bytes: d.images.count * 4)
         let advs = output.saveAdversarials != nil ? Tensor(shape: d.images.shape) : nil
         for n in d.notes { print(n) }
         print("model:   \(l.path) (\(l.model.architectureName))")

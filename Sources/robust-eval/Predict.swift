@@ -14,6 +14,12 @@ struct Predict: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Batch size.") var batchSize: Int = 256
     @OptionGroup var runtime: RuntimeOptions
 
+    func validate() throws {
+        try Check.range(batchSize, 1...maxBatchSize, "--batch-size")
+        try Check.writable(out, "--out")
+        try Check.writable(gradients, "--gradients")
+    }
+
     func run() throws {
         runtime.apply()
         let m = try model.load().model

@@ -302,3 +302,69 @@ final class CLIONNXTests: XCTestCase {
         }
     }
 }
+
+/// The rough edges of issue-level reliability: image sizes, round trips, conflicting and out-of-range flags.
+final class CLIReliabilityTests: XCTestCase {
+    func dir() -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("robust-eval-cli3-\(getpid())").path
+        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    func message(_ e: Error) -> String { (e as? ValidationError)?.message ?? "\(e)" }
+
+    func testImagesOfAnotherSizeThanTrainedOnAreRefusedUnlessAllowed() throws {
+        let d = dir()
+        let m = try WideResNet(config: WRNConfig(depth: 10, width: 1, inChannels: 1, numClasses: 3))
+        m.initialize(seed: 1)
+        let mp = d + "/sized.safetensors"
+        try ModelIO.save(m, to: mp, extra: ["image_size": "4x4"])
+        let x = d + "/x5.npy", y = d + "/y.npy"
+        try NpyArray.write(Tensor(shape: [2, 1, 5, 5], repeating: 0.5), to: x)
+        try NpyArray.write([0, 1], to: y)
+        XCTAssertThrowsError(try Eval.parse(["--model", mp, "--images", x, "--labels", y]).run()) {
+            XCTAssertTrue(self.message($0).contains("images are 5×5, but \(mp) expects 4×4"), self.message($0))
+        }
+        XCTAssertNoThrow(try Eval.parse(["--model", mp, "--images", x, "--labels", y, "--allow-any-size"]).run())
+    }
+
+    func testSavedAdversarialsRoundTripWithTheirLabels() throws {
+        let d = dir()
+        let m = try WideResNet(config: WRNConfig(depth: 10, width: 1, inChannels: 1, numClasses: 3))
+        m.initialize(seed: 2)
+        let mp = d + "/m.safetensors"
+        try ModelIO.save(m, to: mp)
+        let x = d + "/x.npy", y = d + "/y.npy", adv = d + "/adv.npy"
+        try NpyArray.write(Tensor(shape: [3, 1, 6, 6], repeating: 0.25), to: x)
+        try NpyArray.write([0, 1, 2], to: y)
+        try PGDCommand.parse(["--model", mp, "--images", x, "--labels", y, "--steps", "2", "--save-adversarials", adv, "--threads", "1"]).run()
+        let labels = try NpyArray.read(path: d + "/adv.labels.npy")
+        XCTAssertEqual(labels.values, [0, 1, 2])
+        XCTAssertNoThrow(try Eval.parse(["--model", mp, "--images", adv, "--labels", d + "/adv.labels.npy"]).run())
+    }
+
+    func testFlagsAreRangeCheckedBeforeWork() {
+        for (args, text) in [(["--batch-size", "0"], "--batch-size must be in 1...65536, got 0"),
+                             (["--limit", "-5"], "--limit must be positive, got -5"),
+                             (["--threads", "100000"], "--threads"),
+                             (["--to-channels", "-1"], "--to-channels must be in 1...64, got -1"),
+                             (["--step-size", "0"], "--step-size '0' is not a positive number"),
+                             (["--eps", "nan"], "is not a number"),
+                             (["--labels", "y.npy"], "--labels needs --images"),
+                             (["--json", "/nonexistent-dir/r.json"], "directory /nonexistent-dir does not exist"),
+                             (["--data", "fashion-mnist:"], "empty path after ':'")] {
+            XCTAssertThrowsError(try { let c = try PGDCommand.parse(args); try c.run() }()) {
+                XCTAssertTrue(PGDCommand.message(for: $0).contains(text), "\(args): \(PGDCommand.message(for: $0))")
+            }
+        }
+        XCTAssertThrowsError(try Sample.parse(["--class", "3", "--per-class", "--out", "/tmp/g.png"])) {
+            XCTAssertTrue(Sample.message(for: $0).contains("give one"), Sample.message(for: $0))
+        }
+        for (args, text) in [(["--momentum=-1"], "--momentum must be a finite number in 0.0...1.0"), (["--lr", "nan"], "--lr must be a positive finite number"),
+                             (["--arch", "wrn-6000004-2"], "implausible")] {
+            XCTAssertThrowsError(try Train.parse(["--out", "/tmp/x-run"] + args)) {
+                XCTAssertTrue(Train.message(for: $0).contains(text), "\(args): \(Train.message(for: $0))")
+            }
+        }
+    }
+}

@@ -148,3 +148,63 @@ final class FuzzCorpusTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(replayed, 25, "the seed corpus is missing")
     }
 }
+
+final class ByteStreamAndAtomicFileTests: XCTestCase {
+    func gzip(_ bytes: [UInt8]) throws -> [UInt8] {
+        let p = tempPath("gz-\(bytes.count)")
+        try Data(bytes).write(to: URL(fileURLWithPath: p))
+        let proc = Process()
+        proc.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        proc.arguments = ["-kf", p]
+        try proc.run(); proc.waitUntilExit()
+        return [UInt8](try Data(contentsOf: URL(fileURLWithPath: p + ".gz")))
+    }
+
+    func testGzipIsInflatedOnlyAsFarAsAsked() throws {
+        // 50 MB of zeros compress to about 50 KB; reading a 16-byte header inflates little of it.
+        let gz = try gzip([UInt8](repeating: 0, count: 50_000_000))
+        let s = try ByteStream(bytes: gz, encoding: .gzip, path: "bomb.gz")
+        XCTAssertEqual(s.declaredSize, 50_000_000)
+        XCTAssertEqual(try s.read(16, what: "header"), [UInt8](repeating: 0, count: 16))
+        XCTAssertThrowsError(try s.finish(what: "16 bytes")) { XCTAssertTrue("\($0)".contains("holds more than"), "\($0)") }
+        XCTAssertThrowsError(try s.require(1 << 40, what: "a huge array")) { XCTAssertTrue("\($0)".contains("gzip bytes can hold"), "\($0)") }
+    }
+
+    func testGzipTrailerIsChecked() throws {
+        var gz = try gzip(Array(0..<200).map { UInt8($0) })
+        let s0 = try ByteStream(bytes: gz, encoding: .gzip, path: "ok.gz")
+        XCTAssertEqual(try s0.read(200, what: "data"), Array(0..<200).map { UInt8($0) })
+        XCTAssertNoThrow(try s0.finish(what: "data"))
+        gz[gz.count - 8] ^= 0xFF                          // CRC-32
+        let s = try ByteStream(bytes: gz, encoding: .gzip, path: "crc.gz")
+        XCTAssertThrowsError(try { _ = try s.read(200, what: "data"); try s.finish(what: "data") }()) {
+            XCTAssertTrue("\($0)".contains("crc.gz") && "\($0)".contains("incorrect data check"), "\($0)")
+        }
+    }
+
+    func testGroupWritesAllOrNone() throws {
+        let a = tempPath("group-a.txt")
+        XCTAssertThrowsError(try AtomicFile.group { g in
+            try g.write("a", to: a)
+            try g.write("b", to: "/nonexistent-dir/b.txt")
+        })
+        XCTAssertFalse(FileManager.default.fileExists(atPath: a))
+        let dir = (a as NSString).deletingLastPathComponent
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: dir).contains { $0.hasPrefix("group-a.txt.tmp-") })
+        try AtomicFile.group { g in try g.write("a", to: a) }
+        XCTAssertEqual(try String(contentsOfFile: a, encoding: .utf8), "a")
+    }
+
+    func testStaleTemporaryFilesOfDeadProcessesAreRemoved() throws {
+        let p = tempPath("stale.json")
+        var dead: Int32 = 4_000_000
+        while kill(dead, 0) == 0 || errno != ESRCH { dead -= 1 }
+        let stale = p + ".tmp-\(dead)", live = p + ".tmp-1"    // pid 1 is always running
+        XCTAssertTrue(FileManager.default.createFile(atPath: stale, contents: Data("x".utf8)))
+        XCTAssertTrue(FileManager.default.createFile(atPath: live, contents: Data("x".utf8)))
+        try AtomicFile.write("{}", to: p)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: stale))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: live))
+        unlink(live)
+    }
+}

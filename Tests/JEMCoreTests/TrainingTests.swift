@@ -193,3 +193,22 @@ final class TrainingTests: XCTestCase {
         expect({ $0.lr = -1 }, "--lr must be positive")
     }
 }
+
+extension TrainingTests {
+    /// Killed after an epoch's checkpoint landed but before its log line: resume writes the line.
+    func testResumeWritesTheMissingEpochLogLine() throws {
+        let dir = tempDir("train-log")
+        let a = try Trainer(config: toyConfig(), data: try toyData(), outDir: dir)
+        try a.run()
+        let logPath = (dir as NSString).appendingPathComponent("log.jsonl")
+        let lines = try String(contentsOfFile: logPath, encoding: .utf8).split(separator: "\n")
+        XCTAssertGreaterThan(lines.count, 0)
+        try (lines.dropLast().joined(separator: "\n") + (lines.count > 1 ? "\n" : "")).write(toFile: logPath, atomically: true, encoding: .utf8)
+        let b = try Trainer(config: toyConfig(), data: try toyData(), outDir: dir)
+        try b.resume()
+        let after = try String(contentsOfFile: logPath, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(after, lines)
+        try b.resume()   // a second resume does not write it twice
+        XCTAssertEqual(try String(contentsOfFile: logPath, encoding: .utf8).split(separator: "\n").count, lines.count)
+    }
+}
