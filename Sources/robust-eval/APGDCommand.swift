@@ -23,10 +23,10 @@ struct APGDCommand: ParsableCommand {
 
     func validate() throws {
         _ = try threat.epsilon()
-        guard steps >= 1 else { throw ValidationError("--steps must be ≥ 1, got \(steps)") }
-        guard restarts >= 1 else { throw ValidationError("--restarts must be ≥ 1, got \(restarts)") }
-        guard eot >= 1 else { throw ValidationError("--eot must be ≥ 1, got \(eot)") }
-        if let t = nTargetClasses, t < 1 { throw ValidationError("--n-target-classes must be ≥ 1, got \(t)") }
+        try Check.range(steps, 1...100_000, "--steps")
+        try Check.range(restarts, 1...1000, "--restarts")
+        try Check.range(eot, 1...10_000, "--eot")
+        try Check.range(nTargetClasses, 1...WRNConfig.maxClasses, "--n-target-classes")
         if targeted && loss == .ce { return }
         if targeted { throw ValidationError("--targeted uses the targeted DLR loss; leave --loss at its default") }
         if loss == .dlrTargeted { throw ValidationError("--loss must be ce or dlr (use --targeted for APGD-T)") }

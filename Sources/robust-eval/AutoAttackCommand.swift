@@ -30,12 +30,12 @@ struct AutoAttackCommand: ParsableCommand {
         if version == .custom { throw ValidationError("--version must be standard or rand, got custom") }
         _ = try threat.epsilon()
         _ = try parseAttackList(attacks)
-        guard nIter >= 1 else { throw ValidationError("--n-iter must be ≥ 1, got \(nIter)") }
-        guard nQueries >= 1 else { throw ValidationError("--n-queries must be ≥ 1, got \(nQueries)") }
-        if let t = nTargetClasses, t < 1 { throw ValidationError("--n-target-classes must be ≥ 1, got \(t)") }
-        if let eot, eot < 1 { throw ValidationError("--eot must be ≥ 1, got \(eot)") }
-        if let k = sgldSteps, k < 0 { throw ValidationError("--sgld-steps must be ≥ 0, got \(k)") }
-        guard evalRuns >= 1 else { throw ValidationError("--eval-runs must be ≥ 1, got \(evalRuns)") }
+        try Check.range(nIter, 1...100_000, "--n-iter")
+        try Check.range(nQueries, 1...10_000_000, "--n-queries")
+        try Check.range(nTargetClasses, 1...WRNConfig.maxClasses, "--n-target-classes")
+        try Check.range(eot, 1...10_000, "--eot")
+        try Check.range(sgldSteps, 0...100_000, "--sgld-steps")
+        try Check.range(evalRuns, 1...1000, "--eval-runs")
     }
 
     func run() throws {

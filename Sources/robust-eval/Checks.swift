@@ -62,6 +62,19 @@ enum Check {
         }
     }
 
+    /// A directory the command will create or write into: it exists and is writable, or its
+    /// parent does.
+    static func outputDirectory(_ dir: String, _ flag: String) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw ValidationError("\(flag) \(dir) is a file; expected a directory") }
+            try directory(dir, flag: flag, for: dir)
+        } else {
+            let parent = (dir as NSString).deletingLastPathComponent
+            try directory(parent.isEmpty ? "." : parent, flag: flag, for: dir)
+        }
+    }
+
     /// Threads: 0 (all cores) up to 16 per core.
     static func threads(_ t: Int) throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount

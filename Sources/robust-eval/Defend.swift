@@ -116,12 +116,10 @@ struct Defend: ParsableCommand {
     func validate() throws {
         _ = try threat.epsilon()
         _ = try attackList()
-        guard steps >= 1 else { throw ValidationError("--steps must be ≥ 1, got \(steps)") }
-        guard restarts >= 1 else { throw ValidationError("--restarts must be ≥ 1, got \(restarts)") }
-        guard nQueries >= 1 else { throw ValidationError("--n-queries must be ≥ 1, got \(nQueries)") }
-        guard sgldSteps >= 0 else { throw ValidationError("--sgld-steps must be ≥ 0, got \(sgldSteps)") }
-        guard defense.eot >= 1 else { throw ValidationError("--eot must be ≥ 1, got \(defense.eot)") }
-        if let m = defense.evalRunsFlag, m < 1 { throw ValidationError("--eval-runs must be ≥ 1, got \(m)") }
+        try Check.range(steps, 1...100_000, "--steps")
+        try Check.range(restarts, 1...1000, "--restarts")
+        try Check.range(nQueries, 1...10_000_000, "--n-queries")
+        try Check.range(sgldSteps, 0...100_000, "--sgld-steps")
         if let k = attackSgldSteps {
             guard k >= 0, k <= sgldSteps else { throw ValidationError("--attack-sgld-steps must be in 0...\(sgldSteps) (--sgld-steps), got \(k)") }
         }

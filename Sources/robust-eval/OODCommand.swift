@@ -35,16 +35,7 @@ struct OODCommand: ParsableCommand {
     func validate() throws {
         try Check.writable(json, "--json")
         if let h = histograms { for s in OODScore.allCases { try Check.writable("\(h)_\(s.rawValue).svg", "--histograms") } }
-        if let dir = scoresOut {
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) {
-                guard isDir.boolValue else { throw ValidationError("--scores-out \(dir) is a file; expected a directory") }
-                try Check.directory(dir, flag: "--scores-out", for: dir)
-            } else {
-                let parent = (dir as NSString).deletingLastPathComponent
-                try Check.directory(parent.isEmpty ? "." : parent, flag: "--scores-out", for: dir)
-            }
-        }
+        if let dir = scoresOut { try Check.outputDirectory(dir, "--scores-out") }
         for o in ood where BuiltinOOD(rawValue: o) == nil { _ = try DataSpec.parse(o) }
     }
 

@@ -19,7 +19,7 @@ struct SquareCommand: ParsableCommand {
 
     func validate() throws {
         _ = try threat.epsilon()
-        guard nQueries >= 1 else { throw ValidationError("--n-queries must be ≥ 1, got \(nQueries)") }
+        try Check.range(nQueries, 1...10_000_000, "--n-queries")
         guard pInit > 0, pInit <= 1 else { throw ValidationError("--p-init must be in (0, 1], got \(pInit)") }
     }
 

@@ -66,16 +66,7 @@ struct Train: ParsableCommand {
         if BufferInit(rawValue: bufferInit) == nil { throw ValidationError("--buffer-init must be uniform or gaussian, got '\(bufferInit)'") }
         if let m = maxIters, m < 1 { throw ValidationError("--max-iters must be ≥ 1") }
         if initFrom != nil && resume != nil { throw ValidationError("--init-from starts a new run; a resumed run continues from its checkpoint") }
-        if let out, resume == nil {
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: out, isDirectory: &isDir) {
-                guard isDir.boolValue else { throw ValidationError("--out \(out) is a file; expected a directory") }
-                try Check.directory(out, flag: "--out", for: out)
-            } else {
-                let parent = (out as NSString).deletingLastPathComponent
-                try Check.directory(parent.isEmpty ? "." : parent, flag: "--out", for: out)
-            }
-        }
+        if let out, resume == nil { try Check.outputDirectory(out, "--out") }
         try Check.range(epochs, 1...10_000, "--epochs")
         try Check.range(batchSize, 1...maxBatchSize, "--batch-size")
         try Check.positive(lr, "--lr")
