@@ -24,6 +24,9 @@ public protocol Network: AnyObject {
     func inputGradient(_ x: Tensor, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor)
     /// Hessian–vector product of Σₙ logsumexp f(xₙ) with respect to x, applied to u (per example).
     func logDensityHVP(_ x: Tensor, _ u: Tensor) throws -> Tensor
+    /// The penultimate layer (N, D): what the final linear layer maps to the logits, the feature
+    /// space of the domain FID.
+    func features(_ x: Tensor) throws -> Tensor
 }
 
 extension WideResNet: Network {
@@ -35,6 +38,11 @@ extension WideResNet: Network {
     /// Logits of a batch, no gradient work.
     public func logits(_ x: Tensor) throws -> Tensor {
         try forward(Variable(x), training: false, tape: nil).value
+    }
+
+    /// The pooled features (N, 64k) that `class_output` maps to the logits.
+    public func features(_ x: Tensor) throws -> Tensor {
+        try pooledFeatures(Variable(x), training: false, tape: nil).value
     }
 
     public func inputGradient(_ x: Tensor, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {

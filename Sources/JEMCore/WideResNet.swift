@@ -158,6 +158,11 @@ public final class WideResNet {
     /// Logits (N, K) of pixels x (N, C, H, W) in [0, 1]. `training` selects batch statistics in
     /// batch norm; the tape, if given, records the backward rules.
     public func forward(_ x: Variable, training: Bool = false, tape: Tape? = nil) throws -> Variable {
+        try classOutput(try pooledFeatures(x, training: training, tape: tape), tape: tape)
+    }
+
+    /// Everything before `class_output`: the globally pooled activations (N, 64k).
+    func pooledFeatures(_ x: Variable, training: Bool, tape: Tape?) throws -> Variable {
         let s = x.shape
         guard s.count == 4, s[1] == config.inChannels else {
             throw JEMError.shapeMismatch(what: "model input", expected: [-1, config.inChannels, -1, -1], found: s)
@@ -167,8 +172,7 @@ public final class WideResNet {
         for b in blocks { out = try b(out, leak: config.leak, training: training, tape: tape) }
         if let finalNorm { out = try finalNorm(out, training: training, tape: tape) }
         out = leakyReLU(out, slope: config.leak, tape: tape)
-        out = try globalAveragePool(out, tape: tape)
-        return try classOutput(out, tape: tape)
+        return try globalAveragePool(out, tape: tape)
     }
 
     /// Multiply–accumulate count of one forward pass for an input of H×W (for GFLOP/s reports).

@@ -10,7 +10,7 @@ struct RobustEval: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "robust-eval",
         abstract: "Read a classifier as a Joint Energy-based Model and measure how robust it is.",
-        subcommands: [Info.self, Predict.self, Eval.self, DataCommand.self, Train.self, PGDCommand.self, AutoAttackCommand.self, APGDCommand.self, SquareCommand.self, Transfer.self, Defend.self, Curve.self, Calibrate.self, OODCommand.self, Sample.self, Bench.self]
+        subcommands: [Info.self, Predict.self, Eval.self, DataCommand.self, Train.self, PGDCommand.self, AutoAttackCommand.self, APGDCommand.self, SquareCommand.self, Transfer.self, Defend.self, Curve.self, Calibrate.self, OODCommand.self, Sample.self, FIDCommand.self, Bench.self]
     )
 
     static func fail(_ message: String, code: Int32) -> Never {

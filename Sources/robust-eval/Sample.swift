@@ -22,7 +22,7 @@ struct Sample: ParsableCommand {
     var data: String?
     @Option(name: .long, help: "Start from this training checkpoint's replay buffer instead of noise.") var buffer: String?
     @Option(name: .long, parsing: .unconditional, help: "Image height/width when starting from noise (default 28 for 1 channel, 32 otherwise).") var size: Int?
-    @Option(name: .long, help: "Output PNG grid.") var out: String
+    @Option(name: .long, help: "Output: a PNG grid, or the samples as a float32 N×C×H×W array when the name ends in .npy.") var out: String
     @Option(name: .long, help: "Also save the samples as float32 .npy.") var npy: String?
     @OptionGroup var runtime: RuntimeOptions
 
@@ -106,7 +106,11 @@ struct Sample: ParsableCommand {
         // Rows of a class-conditional grid are labelled with their class.
         let cols = perClass ? count : min(8, n)
         let rowClasses: [Int]? = labels.map { l in stride(from: 0, to: n, by: cols).map { l[$0] } }
-        try ImagePNG.writeGrid(x, columns: cols, to: out, rowLabels: rowClasses)
+        if out.lowercased().hasSuffix(".npy") {
+            try NpyArray.write(x, to: out)      // the samples as an array, e.g. for `fid --images`
+        } else {
+            try ImagePNG.writeGrid(x, columns: cols, to: out, rowLabels: rowClasses)
+        }
         if let npy { try NpyArray.write(x, to: npy) }
         let pred = try l.model.logits(x).argmaxRows()
         var hist = [Int](repeating: 0, count: c.numClasses)

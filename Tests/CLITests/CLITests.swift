@@ -368,3 +368,27 @@ final class CLIReliabilityTests: XCTestCase {
         }
     }
 }
+
+extension CLIReliabilityTests {
+    func testFIDOfASetWithItselfIsZeroAndOfNoiseIsLarge() throws {
+        let d = dir()
+        let m = try WideResNet(config: WRNConfig(depth: 10, width: 1, inChannels: 1, numClasses: 3))
+        m.initialize(seed: 5)
+        let mp = d + "/fidmodel.safetensors"
+        try ModelIO.save(m, to: mp)
+        var rng = SeededRandom(seed: 6)
+        let x = Tensor(shape: [40, 1, 6, 6])
+        for i in 0..<x.count { x.data[i] = 0.3 + 0.2 * rng.uniform() }
+        let xp = d + "/fidx.npy", yp = d + "/fidy.npy", j1 = d + "/fid1.json", j2 = d + "/fid2.json"
+        try NpyArray.write(x, to: xp)
+        try NpyArray.write((0..<40).map { $0 % 3 }, to: yp)
+        try FIDCommand.parse(["--images", xp, "--reference", "npy:\(xp),\(yp)", "--features", mp, "--json", j1, "--threads", "1"]).run()
+        try FIDCommand.parse(["--images", "noise:40", "--reference", "npy:\(xp),\(yp)", "--features", mp, "--json", j2, "--threads", "1"]).run()
+        let same = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: j1))) as! [String: Any]
+        let noise = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: j2))) as! [String: Any]
+        XCTAssertEqual(same["fid"] as! Double, 0, accuracy: 1e-4)
+        XCTAssertGreaterThan(noise["fid"] as! Double, 10 * max(same["fid"] as! Double, 1e-6))
+        XCTAssertEqual(same["feature_dim"] as? Int, 64)
+        XCTAssertThrowsError(try FIDCommand.parse(["--images", "noise:1"])) { XCTAssertTrue(FIDCommand.message(for: $0).contains("noise:N")) }
+    }
+}

@@ -42,6 +42,7 @@ final class GraphTests: XCTestCase {
         XCTAssertEqual(g.numClasses, w.numClasses)
         assertClose(try g.logits(x), try w.logits(x), tol: 1e-5, "logits")
         assertClose(try g.logDensityGradient(x).gradient, try w.logDensityGradient(x).gradient, tol: 1e-4, "∇ logsumexp")
+        assertClose(try g.features(x), try w.features(x), tol: 1e-5, "penultimate features")
         var rng = SeededRandom(seed: 3)
         let u = randomTensor(x.shape, &rng)
         assertClose(try g.logDensityHVP(x, u), try w.logDensityHVP(x, u), tol: 1e-3, "HVP")

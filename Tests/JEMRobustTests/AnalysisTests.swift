@@ -152,3 +152,48 @@ final class AnalysisTests: XCTestCase {
         XCTAssertTrue(parsesAsXML(dir + "/r.svg"))
     }
 }
+
+final class SampleQualityTests: XCTestCase {
+    func testJacobiEigenReconstructsASymmetricMatrix() throws {
+        var rng = SeededRandom(seed: 3)
+        let n = 12
+        var a = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { for j in i..<n { let v = Double(2 * rng.uniform() - 1); a[i * n + j] = v; a[j * n + i] = v } }
+        let (values, v) = try SampleQuality.symmetricEigen(a, n: n)
+        for i in 0..<n { for j in 0..<n {
+            var r = 0.0
+            for k in 0..<n { r += v[i * n + k] * values[k] * v[j * n + k] }
+            XCTAssertEqual(r, a[i * n + j], accuracy: 1e-9)
+        } }
+    }
+
+    func testFrechetDistanceOfKnownGaussians() throws {
+        // Two large samples of independent Gaussians: FID → ‖μ₁ − μ₂‖² + Σ (σ₁ − σ₂)².
+        var rng = SeededRandom(seed: 4)
+        let n = 20_000, d = 3
+        let mu1: [Float] = [0, 1, 2], mu2: [Float] = [1, 1, 0], s1: [Float] = [1, 2, 0.5], s2: [Float] = [1, 1, 1.5]
+        let a = Tensor(shape: [n, d]), b = Tensor(shape: [n, d])
+        rng.fillNormal(a); rng.fillNormal(b)
+        for i in 0..<n { for j in 0..<d {
+            a.data[i * d + j] = mu1[j] + s1[j] * a.data[i * d + j]
+            b.data[i * d + j] = mu2[j] + s2[j] * b.data[i * d + j]
+        } }
+        let fid = try SampleQuality.frechetDistance(try FeatureStatistics(a), try FeatureStatistics(b))
+        var expected = 0.0
+        for j in 0..<d {
+            let dm = Double(mu1[j] - mu2[j]), ds = Double(s1[j] - s2[j])
+            expected += dm * dm + ds * ds
+        }
+        XCTAssertEqual(fid, expected, accuracy: 0.05 * expected)
+        XCTAssertEqual(try SampleQuality.frechetDistance(try FeatureStatistics(a), try FeatureStatistics(a)), 0, accuracy: 1e-6)
+    }
+
+    func testInceptionScoreBounds() throws {
+        // One-hot predictions spread evenly over K classes score K; identical predictions score 1.
+        let k = 4
+        let onehot = Tensor(shape: [8, k]), same = Tensor(shape: [8, k])
+        for i in 0..<8 { onehot.data[i * k + i % k] = 1; for c in 0..<k { same.data[i * k + c] = 0.25 } }
+        XCTAssertEqual(SampleQuality.inceptionScore(probabilities: onehot), Double(k), accuracy: 1e-9)
+        XCTAssertEqual(SampleQuality.inceptionScore(probabilities: same), 1, accuracy: 1e-9)
+    }
+}

@@ -108,6 +108,18 @@ public final class GraphModel: Network {
         return try forwardValues(p, x, keep: false)[p.outputSlot]!
     }
 
+    /// The input of the graph's final linear layer (Gemm or MatMul producing the logits),
+    /// flattened to (N, D).
+    public func features(_ x: Tensor) throws -> Tensor {
+        let p = try plan(for: x.shape)
+        guard let last = p.steps.last, last.output == p.outputSlot, last.op is LinearOp, let input = last.inputs.first else {
+            throw JEMError.invalidArgument("\(definition.path): the logits do not come from a final Gemm or MatMul, so the graph has no penultimate layer to take features from")
+        }
+        let v = try forwardValues(p, x)
+        let f = v[input]!
+        return try f.reshaped([x.shape[0], f.count / max(x.shape[0], 1)])
+    }
+
     private func isVariable(_ p: GraphPlan, _ slot: Int) -> Bool { p.constants[slot] == nil }
 
     private static func accumulate(_ acc: inout [Tensor?], _ slot: Int, _ t: Tensor) {
