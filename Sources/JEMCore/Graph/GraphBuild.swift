@@ -259,7 +259,9 @@ enum Fold {
             guard known > 0, total % known == 0 else { throw fail("shape \(spec) cannot hold the input \(x)") }
             out[i] = total / known
         }
-        guard out.reduce(1, *) == total else { throw fail("shape \(spec) resolves to \(out), which does not hold the input \(x)") }
+        var product = 1, overflow = false
+        for d in out { let (p, o) = product.multipliedReportingOverflow(by: d); overflow = overflow || o; product = p }
+        guard !overflow, product == total else { throw fail("shape \(spec) resolves to \(out), which does not hold the input \(x)") }
         return out
     }
 
