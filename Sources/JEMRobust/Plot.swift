@@ -108,11 +108,7 @@ public struct Chart {
 public enum PNG {
     /// Renders an SVG file to PNG with rsvg-convert (Debian: librsvg2-bin; scripts/setup.sh installs it).
     public static func fromSVG(_ svg: String, to png: String) throws {
-        try render(svg, into: png + ".tmp-\(getpid()).png", reportingAs: png)
-        guard rename(png + ".tmp-\(getpid()).png", png) == 0 else {
-            unlink(png + ".tmp-\(getpid()).png")
-            throw JEMError.io(path: png, reason: "cannot move the PNG into place")
-        }
+        try AtomicFile.group { g in try g.produce(png) { try render(svg, into: $0, reportingAs: png) } }
     }
 
     /// Renders `svg` into the file `out` (no rename); errors name `png`.

@@ -99,9 +99,9 @@ public enum SampleQuality {
         let total = a.reduce(0) { $0 + $1 * $1 }
         for _ in 0..<100 {
             var off = 0.0
-            for p in 0..<n { for q in (p + 1)..<max(p + 1, n) { off += a[p * n + q] * a[p * n + q] } }
+            for p in 0..<n { for q in (p + 1)..<n { off += a[p * n + q] * a[p * n + q] } }
             if off <= 1e-26 * total || off == 0 { break }
-            for p in 0..<max(n - 1, 0) {
+            for p in 0..<n {
                 for q in (p + 1)..<n {
                     let apq = a[p * n + q]
                     if apq == 0 { continue }

@@ -153,3 +153,12 @@ struct AttackReport: Codable {
 
 /// Where the labels of a saved adversarial set go: ADV.labels.npy beside ADV.npy.
 func adversarialLabelsPath(_ p: String) -> String { p.hasSuffix(".npy") ? String(p.dropLast(4)) + ".labels.npy" : p + ".labels.npy" }
+
+/// Writes an adversarial set and its labels (for `eval --images ADV.npy --labels ADV.labels.npy`),
+/// both or neither.
+func writeAdversarials(_ x: Tensor, labels: [Int], to p: String) throws {
+    try AtomicFile.group { g in
+        try g.write(NpyArray.encode(x), to: p)
+        try g.write(NpyArray.encode(labels), to: adversarialLabelsPath(p))
+    }
+}

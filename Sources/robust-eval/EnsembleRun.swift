@@ -21,11 +21,9 @@ struct EnsembleOutputOptions: ParsableArguments {
 
     func checkWritable() throws {
         let outputs: [(String, String?)] = [("--json", json), ("--per-example", perExample), ("--save-adversarials", saveAdversarials),
-                                            ("--save-adversarials (labels)", saveAdversarials.map(labelsPath)), ("--state", state)]
+                                            ("--save-adversarials (labels)", saveAdversarials.map(adversarialLabelsPath)), ("--state", state)]
         for (flag, p) in outputs { try Check.writable(p, flag) }
     }
-
-    func labelsPath(_ p: String) -> String { adversarialLabelsPath(p) }
 }
 
 /// FNV-1a over bytes, as hex: a fingerprint of model files and data for --state.
@@ -115,9 +113,8 @@ extension EnsembleOutputOptions {
             try AtomicFile.write(s, to: p)
         }
         if let p = saveAdversarials {
-            try NpyArray.write(result.adversarials, to: p)
-            try NpyArray.write(result.labels, to: labelsPath(p))
-            print("adversarials → \(p) (labels → \(labelsPath(p)))")
+            try writeAdversarials(result.adversarials, labels: result.labels, to: p)
+            print("adversarials → \(p) (labels → \(adversarialLabelsPath(p)))")
         }
     }
 }

@@ -37,10 +37,7 @@ struct PGDCommand: ParsableCommand {
         print(String(format: "robust accuracy: %.2f%%", 100 * r.robustAccuracy))
         print(String(format: "time: %.1f s (%.0f images/s per PGD step)", r.seconds, ips))
         if let p = output.saveAdversarials, let advs {
-            try AtomicFile.group { g in
-                try g.write(NpyArray.encode(advs), to: p)
-                try g.write(NpyArray.encode(d.labels), to: adversarialLabelsPath(p))
-            }
+            try writeAdversarials(advs, labels: d.labels, to: p)
             print("adversarials → \(p), labels → \(adversarialLabelsPath(p))")
         }
         try output.writePerExample(r)
@@ -88,12 +85,7 @@ struct Transfer: ParsableCommand {
         let rate = Double(transferred) / Double(max(cleanOK, 1))
         print(String(format: "source robust accuracy: %.2f%%", 100 * crafted.robustAccuracy))
         print(String(format: "target clean accuracy:  %.2f%%\ntarget robust accuracy: %.2f%%\ntransfer rate: %.2f%% of the target's correctly classified images", 100 * r.cleanAccuracy, 100 * r.robustAccuracy, 100 * rate))
-        if let p = output.saveAdversarials {
-            try AtomicFile.group { g in
-                try g.write(NpyArray.encode(advs), to: p)
-                try g.write(NpyArray.encode(d.labels), to: adversarialLabelsPath(p))
-            }
-        }
+        if let p = output.saveAdversarials { try writeAdversarials(advs, labels: d.labels, to: p) }
         try output.writePerExample(r)
         if let j = output.json {
             try writeJSON(AttackReport(command: "transfer", model: tgt.path, data: d.name, n: d.count, clean_accuracy: r.cleanAccuracy,

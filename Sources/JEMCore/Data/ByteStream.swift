@@ -95,7 +95,7 @@ public final class ByteStream {
             guard o2 || end <= bound + 1024 else {
                 throw JEMError.badFile(path: path, reason: "\(what) needs \(bytes) bytes, more than \(inputSize) \(kind) bytes can hold")
             }
-            if encoding == .gzip, let s = declaredSize, end & 0xFFFF_FFFF > s, end < (1 << 32) {
+            if encoding == .gzip, let s = declaredSize, end < (1 << 32), end > s {   // ISIZE is the length mod 2^32
                 throw JEMError.badFile(path: path, reason: "\(what) needs \(end) bytes in all, the gzip trailer says the data is \(s) bytes")
             }
         }

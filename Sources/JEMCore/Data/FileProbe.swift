@@ -23,9 +23,9 @@ public enum FileProbe {
             let (t, note) = try NpyImages.toNCHW(a, path: path, layout: nil)
             return "\(note), \(t.count) values"
         case .idx:
+            // Plain label files start 00 00 08 01; gzip files go to the image parser, which checks.
             let s = try ByteStream(data: data, path: path)
-            let head = try ByteStream(data: data, path: path).read(4, what: "IDX magic")
-            if head == [0, 0, 8, 1] { return "\(try IDXReader.parseLabels(s).count) labels" }
+            if data.starts(with: [0, 0, 8, 1]) { return "\(try IDXReader.parseLabels(s).count) labels" }
             return "images \(try IDXReader.parseImages(s).shape)"
         case .cifar:
             let (x, y) = try CIFARReader.parse(data, path: path, labelBytes: 1, labelIndex: 0, classes: 10)
