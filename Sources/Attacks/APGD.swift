@@ -80,7 +80,7 @@ public struct APGD: ExampleAttack {
         switch config.loss { case .ce: .ce; case .dlr: .dlr; case .dlrTargeted: .dlrTargeted }
     }
 
-    public func perturb(_ model: Classifier, _ x: Tensor, labels: [Int], streams: inout [SeededRandom], modelRng: inout SeededRandom) throws -> Tensor {
+    public func perturb(_ model: Classifier, _ x: Tensor, labels: [Int], streams: inout [SeededRandom], modelRng: inout RowStreams) throws -> Tensor {
         try config.validate(classes: model.numClasses)
         let n = x.shape[0]
         let out = x.copy()
@@ -98,8 +98,9 @@ public struct APGD: ExampleAttack {
                 if rows.isEmpty { return out }
                 let targets = config.loss == .dlrTargeted ? rows.map { ranked[$0][rank] } : nil
                 var sub = rows.map { streams[$0] }
-                let (adv, broken) = try run(model, x.gather(rows: rows), labels: rows.map { labels[$0] }, targets: targets,
-                                            streams: &sub, modelRng: &modelRng)
+                let (adv, broken) = try modelRng.rows(rows) {
+                    try run(model, x.gather(rows: rows), labels: rows.map { labels[$0] }, targets: targets, streams: &sub, modelRng: &$0)
+                }
                 let per = x.count / max(n, 1)
                 for (j, r) in rows.enumerated() {
                     streams[r] = sub[j]
@@ -128,7 +129,7 @@ public struct APGD: ExampleAttack {
     /// One APGD run on every row. Returns the misclassified iterate for broken rows and the
     /// highest-loss point for the others, and which rows were broken.
     func run(_ model: Classifier, _ x: Tensor, labels: [Int], targets: [Int]?, streams: inout [SeededRandom],
-             modelRng: inout SeededRandom) throws -> (Tensor, [Bool]) {
+             modelRng: inout RowStreams) throws -> (Tensor, [Bool]) {
         let m = x.shape[0], per = x.count / max(m, 1), eps = config.epsilon
         let stochastic = model.isStochastic
         // Random start on the sphere of radius ε (L∞: uniform noise rescaled to max |δ| = ε).
@@ -159,10 +160,12 @@ public struct APGD: ExampleAttack {
             var gSum: Tensor? = nil, pred: [Int] = []
             for _ in 0..<config.eot {
                 var values: [Float] = []
-                let (z, g) = try model.inputGradient(xs, rng: &modelRng) { z in
-                    let e = objective.evaluate(z, labels: ys, targets: ts)
-                    values = e.values
-                    return e.gradient
+                let (z, g) = try modelRng.rows(rows) {
+                    try model.inputGradient(xs, rng: &$0) { z in
+                        let e = objective.evaluate(z, labels: ys, targets: ts)
+                        values = e.values
+                        return e.gradient
+                    }
                 }
                 for j in 0..<rows.count { lossSum[j] += values[j] }
                 if let s = gSum { for i in 0..<s.count { s.data[i] += g.data[i] } } else { gSum = g }

@@ -17,17 +17,18 @@ public enum AttackLoss: String, Codable, CaseIterable, Sendable {
 public protocol Attack {
     var norm: ThreatNorm { get }
     var epsilon: Float { get }
-    /// Proposes adversarial examples for x (N, C, H, W) with labels y (targets when targeted).
-    func perturb(_ model: Classifier, _ x: Tensor, labels: [Int], targets: [Int]?, rng: inout SeededRandom) throws -> Tensor
+    /// Proposes adversarial examples for x (N, C, H, W) with labels y (targets when targeted). Row
+    /// r's random choices come from `streams[r]` only, a stochastic model's from `modelRng`.
+    func perturb(_ model: Classifier, _ x: Tensor, labels: [Int], targets: [Int]?, streams: inout [SeededRandom], modelRng: inout RowStreams) throws -> Tensor
 }
 
 extension Attack {
     /// Runs the attack and returns examples guaranteed to lie in the ε-ball around x and in [0, 1].
-    public func attack(_ model: Classifier, _ x: Tensor, labels: [Int], targets: [Int]? = nil, rng: inout SeededRandom) throws -> Tensor {
-        guard labels.count == x.shape[0] else {
-            throw JEMError.shapeMismatch(what: "attack labels", expected: [x.shape[0]], found: [labels.count])
+    public func attack(_ model: Classifier, _ x: Tensor, labels: [Int], targets: [Int]? = nil, streams: inout [SeededRandom], modelRng: inout RowStreams) throws -> Tensor {
+        guard labels.count == x.shape[0], streams.count == x.shape[0], modelRng.count == x.shape[0] else {
+            throw JEMError.shapeMismatch(what: "attack labels and streams", expected: [x.shape[0]], found: [labels.count, streams.count, modelRng.count])
         }
-        let adv = try perturb(model, x, labels: labels, targets: targets, rng: &rng)
+        let adv = try perturb(model, x, labels: labels, targets: targets, streams: &streams, modelRng: &modelRng)
         guard adv.shape == x.shape else { throw JEMError.shapeMismatch(what: "attack output", expected: x.shape, found: adv.shape) }
         Projection.project(adv, around: x, norm: norm, epsilon: epsilon)
         return adv
@@ -43,14 +44,14 @@ public protocol ExampleAttack {
     var norm: ThreatNorm { get }
     var epsilon: Float { get }
     /// Proposes adversarial examples for x (N, C, H, W) with true labels y.
-    func perturb(_ model: Classifier, _ x: Tensor, labels: [Int], streams: inout [SeededRandom], modelRng: inout SeededRandom) throws -> Tensor
+    func perturb(_ model: Classifier, _ x: Tensor, labels: [Int], streams: inout [SeededRandom], modelRng: inout RowStreams) throws -> Tensor
 }
 
 extension ExampleAttack {
     /// Runs the attack and returns examples guaranteed to lie in the ε-ball around x and in [0, 1].
-    public func attack(_ model: Classifier, _ x: Tensor, labels: [Int], streams: inout [SeededRandom], modelRng: inout SeededRandom) throws -> Tensor {
-        guard labels.count == x.shape[0], streams.count == x.shape[0] else {
-            throw JEMError.shapeMismatch(what: "\(name) labels and streams", expected: [x.shape[0]], found: [labels.count, streams.count])
+    public func attack(_ model: Classifier, _ x: Tensor, labels: [Int], streams: inout [SeededRandom], modelRng: inout RowStreams) throws -> Tensor {
+        guard labels.count == x.shape[0], streams.count == x.shape[0], modelRng.count == x.shape[0] else {
+            throw JEMError.shapeMismatch(what: "\(name) labels and streams", expected: [x.shape[0]], found: [labels.count, streams.count, modelRng.count])
         }
         let adv = try perturb(model, x, labels: labels, streams: &streams, modelRng: &modelRng)
         guard adv.shape == x.shape else { throw JEMError.shapeMismatch(what: "\(name) output", expected: x.shape, found: adv.shape) }

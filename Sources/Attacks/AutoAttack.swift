@@ -153,12 +153,14 @@ public final class AutoAttackRunner {
     /// classifies it correctly (the worst case over runs).
     public let evalRuns: Int
     public let components: [ExampleAttack]
+    /// The global index of each image: random streams are keyed by it (a shard passes its slice).
+    public let indices: [Int]
     public private(set) var state: AutoAttackState
 
     /// - Parameters:
     ///   - resume: a saved state of this run (its fingerprint must equal `fingerprint`).
     public init(model: Classifier, config: AutoAttackConfig, images: Tensor, labels: [Int], batchSize: Int,
-                evalRuns: Int = 1, components: [ExampleAttack]? = nil, fingerprint: [String: String],
+                evalRuns: Int = 1, components: [ExampleAttack]? = nil, indices: [Int]? = nil, fingerprint: [String: String],
                 resume: AutoAttackState? = nil) throws {
         guard batchSize >= 1 else { throw JEMError.invalidArgument("--batch-size must be ≥ 1, got \(batchSize)") }
         guard images.shape.count == 4, images.shape[0] == labels.count else {
@@ -171,6 +173,8 @@ public final class AutoAttackRunner {
         guard !self.components.isEmpty else { throw JEMError.invalidArgument("no attack to run") }
         self.model = model; self.config = config; self.images = images; self.labels = labels
         self.batchSize = batchSize; self.evalRuns = evalRuns
+        self.indices = indices ?? Array(0..<labels.count)
+        guard self.indices.count == labels.count else { throw JEMError.invalidArgument("\(self.indices.count) example indices for \(labels.count) images") }
         if let s = resume {
             try AutoAttackRunner.check(s, against: fingerprint, n: labels.count)
             state = s
@@ -190,13 +194,14 @@ public final class AutoAttackRunner {
     }
 
     /// Predictions of `runs` evaluation runs (one for a deterministic model), run-major.
-    func predictions(_ x: Tensor, rng: inout SeededRandom) throws -> [[Int]] {
+    func predictions(_ x: Tensor, rng: inout RowStreams) throws -> [[Int]] {
         let runs = model.isStochastic ? evalRuns : 1
         return try (0..<runs).map { _ in try model.logits(x, rng: &rng).argmaxRows() }
     }
 
-    func modelStream(_ first: Int, _ purpose: String) -> SeededRandom {
-        ExampleStreams.stream(seed: config.seed, example: first, purpose: "model/" + purpose)
+    /// A stochastic model's noise for the examples `rows` (indices into this run's images).
+    func modelStreams<S: Sequence>(_ rows: S, _ purpose: String) -> RowStreams where S.Element == Int {
+        RowStreams(seed: config.seed, examples: rows.map { indices[$0] }, purpose: "model/" + purpose)
     }
 
     /// Runs (or continues) the ensemble.
@@ -214,7 +219,7 @@ public final class AutoAttackRunner {
             var s = 0
             while s < n {
                 let m = min(batchSize, n - s)
-                var rng = modelStream(s, "clean")
+                var rng = modelStreams(s..<(s + m), "clean")
                 let p = try predictions(images.rows(s, m), rng: &rng)
                 if runs.isEmpty { runs = Array(repeating: [], count: p.count) }
                 for r in 0..<p.count { runs[r] += p[r] }
@@ -236,8 +241,8 @@ public final class AutoAttackRunner {
                 let t0 = Date()
                 let idx = Array(state.pending[state.position..<min(state.position + batchSize, state.pending.count)])
                 let x = images.gather(rows: idx), y = idx.map { labels[$0] }
-                var streams = idx.map { ExampleStreams.stream(seed: config.seed, example: $0, purpose: attack.name) }
-                var rng = modelStream(idx[0], attack.name)
+                var streams = idx.map { ExampleStreams.stream(seed: config.seed, example: indices[$0], purpose: attack.name) }
+                var rng = modelStreams(idx, attack.name)
                 let xa = try attack.attack(model, x, labels: y, streams: &streams, modelRng: &rng)
                 let runs = try predictions(xa, rng: &rng)
                 for (j, i) in idx.enumerated() {
@@ -264,7 +269,7 @@ public final class AutoAttackRunner {
             var s = 0
             while s < n {
                 let m = min(batchSize, n - s)
-                var rng = modelStream(s, "final")
+                var rng = modelStreams(s..<(s + m), "final")
                 let p = try predictions(finals.rows(s, m), rng: &rng)
                 for r in 0..<p.count { correct[r] += (0..<m).filter { p[r][$0] == labels[s + $0] && state.cleanPredictions[s + $0] == labels[s + $0] }.count }
                 s += m

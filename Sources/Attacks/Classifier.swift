@@ -11,17 +11,17 @@ public protocol Classifier: AnyObject {
     /// Whether logits depend on the random generator (then attacks judge success on final iterates).
     var isStochastic: Bool { get }
     /// Logits (N, K) of pixels in [0, 1].
-    func logits(_ x: Tensor, rng: inout SeededRandom) throws -> Tensor
+    func logits(_ x: Tensor, rng: inout RowStreams) throws -> Tensor
     /// Logits and d(objective)/dx, where `seed` maps the logits to d(objective)/d(logits).
-    func inputGradient(_ x: Tensor, rng: inout SeededRandom, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor)
+    func inputGradient(_ x: Tensor, rng: inout RowStreams, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor)
 }
 
 /// A deterministic network attacked white-box: exact gradients by backpropagation.
 extension Classifier where Self: Network {
     public var gradientDescription: String { "exact (white-box backpropagation)" }
     public var isStochastic: Bool { false }
-    public func logits(_ x: Tensor, rng: inout SeededRandom) throws -> Tensor { try logits(x) }
-    public func inputGradient(_ x: Tensor, rng: inout SeededRandom, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
+    public func logits(_ x: Tensor, rng: inout RowStreams) throws -> Tensor { try logits(x) }
+    public func inputGradient(_ x: Tensor, rng: inout RowStreams, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
         try inputGradient(x, seed: seed)
     }
 }
@@ -41,8 +41,8 @@ final class NetworkClassifier: Classifier {
     var numClasses: Int { network.numClasses }
     var gradientDescription: String { "exact (white-box backpropagation)" }
     var isStochastic: Bool { false }
-    func logits(_ x: Tensor, rng: inout SeededRandom) throws -> Tensor { try network.logits(x) }
-    func inputGradient(_ x: Tensor, rng: inout SeededRandom, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
+    func logits(_ x: Tensor, rng: inout RowStreams) throws -> Tensor { try network.logits(x) }
+    func inputGradient(_ x: Tensor, rng: inout RowStreams, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
         try network.inputGradient(x, seed: seed)
     }
 }

@@ -97,7 +97,7 @@ public struct FAB: ExampleAttack {
         return norm == .linf ? m : Float(s.squareRoot())
     }
 
-    public func perturb(_ model: Classifier, _ x: Tensor, labels: [Int], streams: inout [SeededRandom], modelRng: inout SeededRandom) throws -> Tensor {
+    public func perturb(_ model: Classifier, _ x: Tensor, labels: [Int], streams: inout [SeededRandom], modelRng: inout RowStreams) throws -> Tensor {
         try config.validate(classes: model.numClasses)
         let n = x.shape[0], per = x.count / max(n, 1)
         let out = x.copy()
@@ -108,8 +108,9 @@ public struct FAB: ExampleAttack {
         for rank in 1...config.targetClasses {
             let rows = (0..<n).filter { !done[$0] }
             if rows.isEmpty { break }
-            let (adv, broken) = try run(model, x.gather(rows: rows), labels: rows.map { labels[$0] },
-                                        targets: rows.map { ranked[$0][rank] }, modelRng: &modelRng)
+            let (adv, broken) = try modelRng.rows(rows) {
+                try run(model, x.gather(rows: rows), labels: rows.map { labels[$0] }, targets: rows.map { ranked[$0][rank] }, modelRng: &$0)
+            }
             for (j, r) in rows.enumerated() where broken[j] {
                 done[r] = true
                 (out.data + r * per).update(from: adv.data + j * per, count: per)
@@ -120,7 +121,7 @@ public struct FAB: ExampleAttack {
 
     /// One FAB-T run towards `targets`; returns the smallest adversarial found per row (the clean
     /// point where none) and whether it lies within ε.
-    func run(_ model: Classifier, _ x: Tensor, labels: [Int], targets: [Int], modelRng: inout SeededRandom) throws -> (Tensor, [Bool]) {
+    func run(_ model: Classifier, _ x: Tensor, labels: [Int], targets: [Int], modelRng: inout RowStreams) throws -> (Tensor, [Bool]) {
         let m = x.shape[0], per = x.count / max(m, 1), eps = config.epsilon
         let x1 = x.copy(), best = x.copy()
         var bestNorm = [Float](repeating: .infinity, count: m)
@@ -133,10 +134,12 @@ public struct FAB: ExampleAttack {
             let xs = rows.count == m ? x1 : x1.gather(rows: rows)
             let ys = rows.map { labels[$0] }, ts = rows.map { targets[$0] }
             var f: [Float] = []
-            let (z, g) = try model.inputGradient(xs, rng: &modelRng) { z in
-                let e = AttackObjective.logitDifference.evaluate(z, labels: ys, targets: ts)
-                f = e.values
-                return e.gradient
+            let (z, g) = try modelRng.rows(rows) {
+                try model.inputGradient(xs, rng: &$0) { z in
+                    let e = AttackObjective.logitDifference.evaluate(z, labels: ys, targets: ts)
+                    f = e.values
+                    return e.gradient
+                }
             }
             return (f, g, z.argmaxRows())
         }

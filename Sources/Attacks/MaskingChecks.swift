@@ -33,7 +33,7 @@ public enum MaskingChecks {
         let attack = APGD(config: c)
         let x = images.gather(rows: rows), y = rows.map { labels[$0] }
         var streams = rows.map { ExampleStreams.stream(seed: seed, example: $0, purpose: "check/large-eps") }
-        var rng = ExampleStreams.stream(seed: seed, example: 0, purpose: "model/check/large-eps")
+        var rng = RowStreams(seed: seed, examples: rows, purpose: "model/check/large-eps")
         let clean = try Evaluation.predict(model, x, runs: evalRuns, rng: &rng)
         let xa = try attack.attack(model, x, labels: y, streams: &streams, modelRng: &rng)
         let adv = try Evaluation.predict(model, xa, runs: evalRuns, rng: &rng)
@@ -50,7 +50,7 @@ public enum MaskingChecks {
         while s < rows.count {
             let idx = Array(rows[s..<min(s + batchSize, rows.count)])
             let y = idx.map { labels[$0] }
-            var rng = ExampleStreams.stream(seed: seed, example: idx[0], purpose: "model/check/gradients")
+            var rng = RowStreams(seed: seed, examples: idx, purpose: "model/check/gradients")
             let (_, g) = try model.inputGradient(images.gather(rows: idx), rng: &rng) { AttackObjective.ce.evaluate($0, labels: y, targets: nil).gradient }
             for j in 0..<idx.count where !(0..<per).contains(where: { g.data[j * per + $0] != 0 }) { zero += 1 }
             s += idx.count
@@ -61,8 +61,9 @@ public enum MaskingChecks {
 
     /// Whether two evaluations of the same inputs differ.
     public static func randomness(_ model: Classifier, images: Tensor, seed: UInt64) throws -> MaskingFlag {
-        var r1 = ExampleStreams.stream(seed: seed, example: 0, purpose: "check/random/1")
-        var r2 = ExampleStreams.stream(seed: seed, example: 0, purpose: "check/random/2")
+        let n = images.shape[0]
+        var r1 = RowStreams(seed: seed, examples: 0..<n, purpose: "check/random/1")
+        var r2 = RowStreams(seed: seed, examples: 0..<n, purpose: "check/random/2")
         let a = try model.logits(images, rng: &r1), b = try model.logits(images, rng: &r2)
         let differs = model.isStochastic || (0..<a.count).contains { a.data[$0] != b.data[$0] }
         return MaskingFlag(name: "randomized_output", triggered: differs,

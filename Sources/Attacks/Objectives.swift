@@ -72,25 +72,3 @@ public enum AttackObjective: Equatable, Sendable {
     }
 }
 
-/// Per-example random streams keyed by (seed, example index, purpose), so an example's random
-/// choices do not depend on the batch it is in, the thread count or the examples around it.
-public enum ExampleStreams {
-    static func mix(_ x: UInt64) -> UInt64 {
-        var z = x &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A stable 64-bit key for a purpose name (FNV-1a).
-    public static func key(_ purpose: String) -> UInt64 {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for b in purpose.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
-        return h
-    }
-
-    /// The generator for example `index` and `purpose` under `seed`.
-    public static func stream(seed: UInt64, example index: Int, purpose: String) -> SeededRandom {
-        SeededRandom(seed: mix(mix(mix(seed) ^ UInt64(truncatingIfNeeded: index)) ^ key(purpose)))
-    }
-}

@@ -58,19 +58,20 @@ public struct PGD: Attack {
 
     // MARK: the variant hooks
 
-    func randomStart(_ adv: Tensor, _ x: Tensor, rng: inout SeededRandom) {
+    func randomStart(_ adv: Tensor, _ x: Tensor, streams: inout [SeededRandom]) {
         let n = x.shape[0], per = x.count / max(n, 1), e = config.epsilon
-        switch config.norm {
-        case .linf:
-            for i in 0..<x.count { adv.data[i] = x.data[i] + e * (2 * rng.uniform() - 1) }
-        case .l2:
-            let d = Tensor(shape: x.shape)
-            rng.fillNormal(d)
-            for r in 0..<n {
+        var d = [Float](repeating: 0, count: config.norm == .l2 ? per : 0)
+        for r in 0..<n {
+            let b = r * per
+            switch config.norm {
+            case .linf:
+                for i in b..<(b + per) { adv.data[i] = x.data[i] + e * (2 * streams[r].uniform() - 1) }
+            case .l2:
+                d.withUnsafeMutableBufferPointer { streams[r].fillNormal($0.baseAddress!, count: per) }
                 var s: Float = 0
-                for i in (r * per)..<((r + 1) * per) { s += d.data[i] * d.data[i] }
-                let scale = e * rng.uniform() / max(s.squareRoot(), 1e-12)
-                for i in (r * per)..<((r + 1) * per) { adv.data[i] = x.data[i] + d.data[i] * scale }
+                for i in 0..<per { s += d[i] * d[i] }
+                let scale = e * streams[r].uniform() / max(s.squareRoot(), 1e-12)
+                for i in 0..<per { adv.data[b + i] = x.data[b + i] + d[i] * scale }
             }
         }
         Projection.project(adv, around: x, norm: config.norm, epsilon: e)
@@ -105,7 +106,7 @@ public struct PGD: Attack {
         return zip(pred, labels).map { $0 != $1 }
     }
 
-    public func perturb(_ model: Classifier, _ x: Tensor, labels: [Int], targets: [Int]?, rng: inout SeededRandom) throws -> Tensor {
+    public func perturb(_ model: Classifier, _ x: Tensor, labels: [Int], targets: [Int]?, streams: inout [SeededRandom], modelRng: inout RowStreams) throws -> Tensor {
         if config.targeted && targets == nil {
             throw JEMError.invalidArgument("a targeted attack needs target labels")
         }
@@ -118,16 +119,16 @@ public struct PGD: Attack {
         for restart in 0..<config.restarts {
             if config.earlyStop && !done.contains(false) { break }
             let adv = x.copy()
-            if config.randomStart { randomStart(adv, x, rng: &rng) }
+            if config.randomStart { randomStart(adv, x, streams: &streams) }
             let active = config.earlyStop ? done.map { !$0 } : [Bool](repeating: true, count: n)
             for s in 0..<config.steps {
-                let (z, g) = try model.inputGradient(adv, rng: &rng) { try objectiveGradient($0, labels: labels, targets: tgt) }
+                let (z, g) = try model.inputGradient(adv, rng: &modelRng) { try objectiveGradient($0, labels: labels, targets: tgt) }
                 // Every iterate is a candidate, except the clean input itself.
                 if !model.isStochastic && (s > 0 || config.randomStart) { record(adv, z, labels: labels, targets: tgt, best: best, done: &done, per: per) }
                 step(adv, g, active: config.earlyStop ? done.map { !$0 } : active)
                 Projection.project(adv, around: x, norm: config.norm, epsilon: config.epsilon)
             }
-            let z = try model.logits(adv, rng: &rng)
+            let z = try model.logits(adv, rng: &modelRng)
             record(adv, z, labels: labels, targets: tgt, best: best, done: &done, per: per)
             // Examples never broken keep the last restart's final iterate.
             if restart == config.restarts - 1 || (config.earlyStop && !done.contains(false)) {

@@ -54,7 +54,7 @@ public struct Square: ExampleAttack {
 
     static func sign(_ rng: inout SeededRandom) -> Float { rng.uniform() < 0.5 ? -1 : 1 }
 
-    public func perturb(_ model: Classifier, _ x: Tensor, labels: [Int], streams: inout [SeededRandom], modelRng: inout SeededRandom) throws -> Tensor {
+    public func perturb(_ model: Classifier, _ x: Tensor, labels: [Int], streams: inout [SeededRandom], modelRng: inout RowStreams) throws -> Tensor {
         try config.validate()
         let n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3], per = c * h * w, eps = config.epsilon
         let best = x.copy()
@@ -117,7 +117,7 @@ public struct Square: ExampleAttack {
                 }
             }
             let xs = active.count == n ? cand : cand.gather(rows: active)
-            let mNew = Square.margins(try model.logits(xs, rng: &modelRng), labels: active.map { labels[$0] })
+            let mNew = Square.margins(try modelRng.rows(active) { try model.logits(xs, rng: &$0) }, labels: active.map { labels[$0] })
             for (j, r) in active.enumerated() {
                 let improved = mNew[j] < loss[r]
                 if improved { loss[r] = mNew[j] }

@@ -23,7 +23,7 @@ public struct Surrogate: ExampleAttack {
         self.name = name; self.classifier = classifier; self.attacks = attacks
     }
 
-    public func perturb(_ model: Classifier, _ x: Tensor, labels: [Int], streams: inout [SeededRandom], modelRng: inout SeededRandom) throws -> Tensor {
+    public func perturb(_ model: Classifier, _ x: Tensor, labels: [Int], streams: inout [SeededRandom], modelRng: inout RowStreams) throws -> Tensor {
         let n = x.shape[0], per = x.count / max(n, 1)
         let out = x.copy()
         var pending = Array(0..<n)
@@ -31,8 +31,10 @@ public struct Surrogate: ExampleAttack {
             if pending.isEmpty { break }
             var sub = pending.map { streams[$0] }
             let y = pending.map { labels[$0] }
-            let adv = try a.attack(classifier, x.gather(rows: pending), labels: y, streams: &sub, modelRng: &modelRng)
-            let pred = try classifier.logits(adv, rng: &modelRng).argmaxRows()
+            let (adv, pred) = try modelRng.rows(pending) { rng in
+                let adv = try a.attack(classifier, x.gather(rows: pending), labels: y, streams: &sub, modelRng: &rng)
+                return (adv, try classifier.logits(adv, rng: &rng).argmaxRows())
+            }
             var still: [Int] = []
             for (j, r) in pending.enumerated() {
                 streams[r] = sub[j]

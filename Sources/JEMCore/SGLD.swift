@@ -33,14 +33,14 @@ public enum SGLD {
     ///   - labels: if given, samples from p(x|y) ∝ exp f(x)[y] instead of p(x).
     ///   - rng: the noise source.
     public static func run(_ model: any Network, _ x: Tensor, config: SGLDConfig, labels: [Int]? = nil,
-                           rng: inout SeededRandom) throws {
+                           rng: inout some NoiseSource) throws {
         let noise = Tensor(shape: x.shape)
         for _ in 0..<config.steps { try step(model, x, config: config, labels: labels, noise: noise, rng: &rng) }
     }
 
     /// One Langevin step on x in place; `noise` is scratch space of x's shape.
     public static func step(_ model: any Network, _ x: Tensor, config: SGLDConfig, labels: [Int]? = nil,
-                            noise: Tensor, rng: inout SeededRandom) throws {
+                            noise: Tensor, rng: inout some NoiseSource) throws {
         let scale = model.inputScale
         let n = x.shape[0], ch = x.shape[1], hw = x.shape[2] * x.shape[3]
         let (_, g) = try model.inputGradient(x) { z in

@@ -35,7 +35,7 @@ public enum RobustnessCurve {
                 let all = alive.count == labels.count
                 let r = try Evaluation.run(model, attack: try PGD(config: c), images: all ? images : images.gather(rows: alive),
                                            labels: all ? labels : alive.map { labels[$0] }, batchSize: batchSize,
-                                           seed: seed &+ UInt64(k), evalRuns: evalRuns, targeted: c.targeted)
+                                           seed: seed &+ UInt64(k), indices: alive, evalRuns: evalRuns, targeted: c.targeted)
                 for (j, i) in alive.enumerated() { robust[i] = r.robustCorrect[j] }
             }
             out.append(CurvePoint(eps: Double(e), accuracy: Double(robust.filter { $0 }.count) / Double(max(labels.count, 1)),

@@ -74,7 +74,7 @@ public final class SGLDDefense: Classifier {
     var sgld: SGLDConfig { SGLDConfig(stepSize: config.stepSize, noise: config.noise, steps: config.steps) }
 
     /// The chain starts: each input repeated `chains` times (chain-major within an input) plus noise.
-    func starts(_ x: Tensor, rng: inout SeededRandom) -> Tensor {
+    func starts(_ x: Tensor, rng: inout RowStreams) -> Tensor {
         let n = x.shape[0], per = x.count / max(n, 1), r = config.chains
         let out = Tensor(shape: [n * r] + Array(x.shape.dropFirst()))
         for i in 0..<n { for j in 0..<r { (out.data + (i * r + j) * per).update(from: x.data + i * per, count: per) } }
@@ -88,7 +88,7 @@ public final class SGLDDefense: Classifier {
     }
 
     /// Refined chains (n·chains, C, H, W).
-    public func refine(_ x: Tensor, rng: inout SeededRandom) throws -> Tensor {
+    public func refine(_ x: Tensor, rng: inout RowStreams) throws -> Tensor {
         let xs = starts(x, rng: &rng)
         try SGLD.run(model, xs, config: sgld, rng: &rng)
         return xs
@@ -125,11 +125,11 @@ public final class SGLDDefense: Classifier {
         return out
     }
 
-    public func logits(_ x: Tensor, rng: inout SeededRandom) throws -> Tensor {
+    public func logits(_ x: Tensor, rng: inout RowStreams) throws -> Tensor {
         chainMean(try model.logits(try refine(x, rng: &rng)), n: x.shape[0])
     }
 
-    public func inputGradient(_ x: Tensor, rng: inout SeededRandom, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
+    public func inputGradient(_ x: Tensor, rng: inout RowStreams, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
         let total = Tensor(shape: x.shape)
         var meanLogits: Tensor?
         for _ in 0..<config.eot {
@@ -146,7 +146,7 @@ public final class SGLDDefense: Classifier {
     }
 
     /// Gradient at the refined points, the chain's Jacobian taken as the identity.
-    func bpda(_ x: Tensor, rng: inout SeededRandom, seed: (Tensor) throws -> Tensor) throws -> (Tensor, Tensor) {
+    func bpda(_ x: Tensor, rng: inout RowStreams, seed: (Tensor) throws -> Tensor) throws -> (Tensor, Tensor) {
         let n = x.shape[0]
         let xr = try refine(x, rng: &rng)
         var mean: Tensor?
@@ -161,7 +161,7 @@ public final class SGLDDefense: Classifier {
     /// The exact gradient through the chain: x_{k+1} = x_k + S(α S ∇ₓ lse f(x_k) + σ_n ξ_k), so
     /// v_k = v_{k+1} + α S² H(x_k) v_{k+1}, with H the Hessian of lse∘f (symmetric) and S the
     /// per-channel std.
-    func fullChain(_ x: Tensor, rng: inout SeededRandom, seed: (Tensor) throws -> Tensor) throws -> (Tensor, Tensor) {
+    func fullChain(_ x: Tensor, rng: inout RowStreams, seed: (Tensor) throws -> Tensor) throws -> (Tensor, Tensor) {
         let n = x.shape[0]
         let xk = starts(x, rng: &rng)
         var trajectory: [Tensor] = []

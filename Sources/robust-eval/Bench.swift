@@ -74,7 +74,11 @@ struct Bench: ParsableCommand {
             case "pgd":
                 let x = images(128), y = (0..<128).map { $0 % 10 }
                 let pgd = try PGD(config: PGDConfig())
-                add("pgd10", 128, try median(repeats) { _ = try pgd.attack(m, x, labels: y, rng: &rng) })
+                add("pgd10", 128, try median(repeats) {
+                    var streams = (0..<128).map { ExampleStreams.stream(seed: runtime.seed, example: $0, purpose: "attack") }
+                    var mr = RowStreams(seed: runtime.seed, examples: 0..<128, purpose: "model/attack")
+                    _ = try pgd.attack(m, x, labels: y, streams: &streams, modelRng: &mr)
+                })
             case "train":
                 var c = TrainConfig()
                 c.arch = "wrn-10-2"; c.lr = 1e-3; c.warmupIterations = 300; c.augment = false; c.validationSize = 0

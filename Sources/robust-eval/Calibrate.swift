@@ -40,8 +40,7 @@ struct Calibrate: ParsableCommand {
         }
         print("model: \(l.path)\ndata:  \(d.name), \(d.count) images\ninput: \(label)")
         fflush(stdout)
-        var rng = SeededRandom(seed: runtime.seed)
-        let z = try Evaluation.logits(clf, d.images, batchSize: input.batchSize, rng: &rng)
+        let z = try Evaluation.logits(clf, d.images, batchSize: input.batchSize, seed: runtime.seed)
         let r = try Calibration.report(probabilities: Losses.softmax(z), labels: d.labels, bins: bins)
         print(String(format: "accuracy %.2f%%  ECE %.2f%%  MCE %.2f%%  NLL %.4f  (%d bins)", 100 * r.accuracy, 100 * r.ece, 100 * r.mce, r.nll, bins))
         if let json { try writeJSON(r, to: json) }

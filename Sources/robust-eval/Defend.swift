@@ -223,7 +223,7 @@ struct Defend: ParsableCommand {
                 let inner = APGD(config: c)
                 let check: ExampleAttack = kAttack == sgldSteps ? inner : try Surrogate(name: "apgd-ce", classifier: crafting, attacks: [inner])
                 var streams = rows.map { ExampleStreams.stream(seed: runtime.seed, example: $0, purpose: "check/2x") }
-                var rng = ExampleStreams.stream(seed: runtime.seed, example: rows[0], purpose: "model/check/2x")
+                var rng = RowStreams(seed: runtime.seed, examples: rows, purpose: "model/check/2x")
                 let xa = try check.attack(defended, d.images.gather(rows: rows), labels: rows.map { d.labels[$0] }, streams: &streams, modelRng: &rng)
                 var newly = Set<Int>()
                 for _ in 0..<evalRuns {

@@ -75,9 +75,8 @@ struct Transfer: ParsableCommand {
         let crafted = try Evaluation.run(src.classifier, attack: try PGD(config: cfg), images: d.images, labels: d.labels,
                                          batchSize: input.batchSize, seed: runtime.seed, targeted: cfg.targeted, adversarials: advs) { prog.update($0) }
         prog.finish()
-        var rng = SeededRandom(seed: runtime.seed)
-        let clean = try Evaluation.predict(tgt.classifier, d.images, runs: 1, rng: &rng)
-        let adv = try Evaluation.predict(tgt.classifier, advs, runs: 1, rng: &rng)
+        let clean = try Evaluation.logits(tgt.classifier, d.images, batchSize: input.batchSize, seed: runtime.seed).argmaxRows()
+        let adv = try Evaluation.logits(tgt.classifier, advs, batchSize: input.batchSize, seed: runtime.seed).argmaxRows()
         let r = RobustnessResult(labels: d.labels, cleanPredictions: clean, adversarialPredictions: adv,
                                  perturbationNorms: crafted.perturbationNorms, seconds: crafted.seconds)
         let cleanOK = r.cleanCorrect.filter { $0 }.count

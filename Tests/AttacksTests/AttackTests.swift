@@ -30,8 +30,8 @@ final class AttackTests: XCTestCase {
     /// An attack that returns garbage: the entry point must still enforce the threat model.
     struct Wild: Attack {
         let norm: ThreatNorm, epsilon: Float
-        func perturb(_ model: Classifier, _ x: Tensor, labels: [Int], targets: [Int]?, rng: inout SeededRandom) throws -> Tensor {
-            let t = Tensor(shape: x.shape); rng.fillUniform(t, lo: -5, hi: 5); return t
+        func perturb(_ model: Classifier, _ x: Tensor, labels: [Int], targets: [Int]?, streams: inout [SeededRandom], modelRng: inout RowStreams) throws -> Tensor {
+            let t = Tensor(shape: x.shape); streams[0].fillUniform(t, lo: -5, hi: 5); return t
         }
     }
 

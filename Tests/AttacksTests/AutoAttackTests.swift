@@ -13,7 +13,7 @@ final class LinearClassifier: Classifier {
     var numClasses: Int { w.count }
     var gradientDescription: String { "exact (linear)" }
     var isStochastic: Bool { false }
-    func logits(_ x: Tensor, rng: inout SeededRandom) throws -> Tensor {
+    func logits(_ x: Tensor, rng: inout RowStreams) throws -> Tensor {
         let n = x.shape[0], d = x.count / n, k = w.count
         let z = Tensor(shape: [n, k])
         for r in 0..<n { for j in 0..<k {
@@ -23,7 +23,7 @@ final class LinearClassifier: Classifier {
         } }
         return z
     }
-    func inputGradient(_ x: Tensor, rng: inout SeededRandom, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
+    func inputGradient(_ x: Tensor, rng: inout RowStreams, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
         let z = try logits(x, rng: &rng), dz = try seed(z)
         let n = x.shape[0], d = x.count / n, k = w.count
         let g = Tensor(shape: x.shape)
@@ -62,7 +62,7 @@ final class AutoAttackTests: XCTestCase {
         let m = LinearClassifier(w: [(0..<d).map { Float($0 % 3) - 1 }, (0..<d).map { 1 - Float($0 % 3) }], b: [3, -3])
         let x = Tensor(shape: [1, 1, 4, 4], repeating: 0.5)
         var c = APGDConfig(); c.steps = 20; c.epsilon = 0.05
-        var streams = [SeededRandom(seed: 1)], rng = SeededRandom(seed: 2)
+        var streams = [SeededRandom(seed: 1)], rng = RowStreams([SeededRandom(seed: 2)])
         let adv = try APGD(config: c).attack(m, x, labels: [0], streams: &streams, modelRng: &rng)
         // The best point is the vertex x − ε·sign(w0 − w1).
         for i in 0..<d {
@@ -169,12 +169,13 @@ final class AutoAttackTests: XCTestCase {
         let m = LinearClassifier(w: (0..<4).map { _ in (0..<d).map { _ in rng.uniform() - 0.5 } }, b: [0, 0, 0, 0])
         let x = Tensor(shape: [5, 3, 10, 10]); rng.fillUniform(x, lo: 0, hi: 1)
         for i in 0..<20 { x[i] = 0; x[x.count - 1 - i] = 1 }
-        let y = try m.logits(x, rng: &rng).argmaxRows()
+        var mr = RowStreams(seed: 2, examples: 0..<5, purpose: "test")
+        let y = try m.logits(x, rng: &mr).argmaxRows()
         for norm in ThreatNorm.allCases {
             var c = SquareConfig(); c.norm = norm; c.epsilon = norm == .linf ? 0.05 : 0.5; c.queries = 300
             var streams = (0..<5).map { ExampleStreams.stream(seed: 1, example: $0, purpose: "t") }
             // perturb, not attack: the raw proposals must already satisfy the threat model.
-            let adv = try Square(config: c).perturb(m, x, labels: y, streams: &streams, modelRng: &rng)
+            let adv = try Square(config: c).perturb(m, x, labels: y, streams: &streams, modelRng: &mr)
             for i in 0..<adv.count { XCTAssertTrue(adv[i] >= 0 && adv[i] <= 1) }
             for v in Projection.norms(adv, x, norm: norm) { XCTAssertLessThanOrEqual(v, c.epsilon * (1 + 1e-4)) }
         }
@@ -187,7 +188,7 @@ final class AutoAttackTests: XCTestCase {
         let w0 = (0..<d).map { _ in rng.uniform() - 0.5 }, w1 = (0..<d).map { _ in rng.uniform() - 0.5 }
         let m = LinearClassifier(w: [w0, w1], b: [0, 0])
         let x = Tensor(shape: [n, 1, 4, d / 4]); rng.fillUniform(x, lo: 0.2, hi: 0.8)
-        var r2 = SeededRandom(seed: 1)
+        var r2 = RowStreams(seed: 1, examples: 0..<n, purpose: "test")
         let y = try! m.logits(x, rng: &r2).argmaxRows().enumerated().map { $0.offset % 7 == 0 ? 1 - $0.element : $0.element }
         return (m, x, y)
     }

@@ -28,7 +28,7 @@ final class DefenseTests: XCTestCase {
     func testZeroStepsOneChainNoNoiseIsTheBareModel() throws {
         let m = try model(), x = input()
         let d = try SGLDDefense(model: m, config: DefenseConfig(steps: 0, chains: 1, initNoise: 0))
-        var rng = SeededRandom(seed: 1)
+        var rng = RowStreams(seed: 1, examples: 0..<x.shape[0], purpose: "test")
         XCTAssertEqual(try d.logits(x, rng: &rng).array, try m.logits(x).array)
         XCTAssertFalse(d.isStochastic)
         let seed: (Tensor) throws -> Tensor = { z in Tensor(shape: z.shape, repeating: 1) }
@@ -38,7 +38,7 @@ final class DefenseTests: XCTestCase {
     func testBPDAGradientIsTheModelGradientAtTheRefinedPoint() throws {
         let m = try model(), x = input()
         let d = try SGLDDefense(model: m, config: DefenseConfig(steps: 3, chains: 1))
-        var r1 = SeededRandom(seed: 9), r2 = SeededRandom(seed: 9)
+        var r1 = RowStreams(seed: 9, examples: 0..<x.shape[0], purpose: "test"), r2 = RowStreams(seed: 9, examples: 0..<x.shape[0], purpose: "test")
         let seed: (Tensor) throws -> Tensor = { z in
             let g = Tensor(shape: z.shape)
             try Losses.addCrossEntropyGradient(g, logits: z, labels: [0, 1, 2], weights: [1, 1, 1])
@@ -140,17 +140,17 @@ final class DefenseTests: XCTestCase {
         var rr = SeededRandom(seed: 2)
         let r = Tensor(shape: [2, 3]); rr.fillNormal(r)
         let objective = { () -> Double in
-            var rng = SeededRandom(seed: 5)              // the same draws of noise every time
+            var rng = RowStreams(seed: 5, examples: 0..<x.shape[0], purpose: "test")              // the same draws of noise every time
             let z = try d.logits(x, rng: &rng)
             return (0..<z.count).reduce(0.0) { $0 + Double(z[$1] * r[$1]) }
         }
-        var rng = SeededRandom(seed: 5)
+        var rng = RowStreams(seed: 5, examples: 0..<x.shape[0], purpose: "test")
         let (_, g) = try d.inputGradient(x, rng: &rng) { _ in r.copy() }
         let eps: Float = 1e-2
         var total: Double = 0, count = 0
         var bpdaTotal: Double = 0
         let bpda = try SGLDDefense(model: m, config: DefenseConfig(steps: 3, chains: 2, initNoise: 0.03, stepSize: 30, noise: 0.01, gradient: .bpda))
-        var rb = SeededRandom(seed: 5)
+        var rb = RowStreams(seed: 5, examples: 0..<x.shape[0], purpose: "test")
         let gb = try bpda.inputGradient(x, rng: &rb) { _ in r.copy() }.gradient
         let scale = Double(g.maxAbs) * 0.05
         for i in stride(from: 0, to: x.count, by: 5) {
@@ -171,7 +171,7 @@ final class DefenseTests: XCTestCase {
     func testSameSeedSameDefendedPredictions() throws {
         let m = try model(), x = input(4)
         let d = try SGLDDefense(model: m, config: DefenseConfig(steps: 2, chains: 3))
-        var a = SeededRandom(seed: 11), b = SeededRandom(seed: 11)
+        var a = RowStreams(seed: 11, examples: 0..<x.shape[0], purpose: "test"), b = RowStreams(seed: 11, examples: 0..<x.shape[0], purpose: "test")
         XCTAssertEqual(try d.logits(x, rng: &a).array, try d.logits(x, rng: &b).array)
         XCTAssertTrue(d.isStochastic)
     }
