@@ -28,6 +28,17 @@ func findOpenMP() -> (include: String, lib: String) {
 }
 let (ompInclude, ompLib) = findOpenMP()
 
+// Debian's Open MPI (libopenmpi-dev) keeps mpi.h and libmpi.so under /usr/lib/<triple>/openmpi/.
+func findMPI() -> (include: String, lib: String) {
+    let fm = FileManager.default
+    for triple in ((try? fm.contentsOfDirectory(atPath: "/usr/lib")) ?? []).sorted() {
+        let base = "/usr/lib/\(triple)/openmpi"
+        if fm.fileExists(atPath: "\(base)/include/mpi.h") { return ("\(base)/include", "\(base)/lib") }
+    }
+    return ("/usr/lib/x86_64-linux-gnu/openmpi/include", "/usr/lib/x86_64-linux-gnu/openmpi/lib")   // scripts/setup.sh installs it
+}
+let (mpiInclude, mpiLib) = findMPI()
+
 let package = Package(
     name: "robust-eval",
     platforms: [.macOS(.v13)],
@@ -54,6 +65,12 @@ let package = Package(
                 .linkedLibrary("m"),
             ]
         ),
+        // MPI behind plain C functions (scale-out: `mpirun -n N robust-eval ...`).
+        .target(
+            name: "CMPI",
+            cSettings: [.unsafeFlags(["-O2", "-I\(mpiInclude)"])],
+            linkerSettings: [.unsafeFlags(["-L\(mpiLib)", "-Xlinker", "-rpath", "-Xlinker", mpiLib]), .linkedLibrary("mpi")]
+        ),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // ONNX's schema, generated once by scripts/gen_onnx_proto.sh (committed; not rebuilt by CI).
         .target(name: "ONNXProto", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
@@ -64,7 +81,7 @@ let package = Package(
         .executableTarget(
             name: "robust-eval",
             dependencies: [
-                "JEMCore", "Attacks", "JEMRobust",
+                "JEMCore", "Attacks", "JEMRobust", "CMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             resources: [.copy("Models")]

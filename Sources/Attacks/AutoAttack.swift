@@ -136,6 +136,13 @@ public struct AutoAttackResult {
     public var cleanRunAccuracies: [Double]
     public var robustRunAccuracies: [Double]
 
+    public init(labels: [Int], cleanPredictions: [Int], brokenBy: [String?], adversarialPredictions: [Int], perAttack: [AutoAttackState.Finished],
+                adversarials: Tensor, cleanRunAccuracies: [Double], robustRunAccuracies: [Double]) {
+        self.labels = labels; self.cleanPredictions = cleanPredictions; self.brokenBy = brokenBy
+        self.adversarialPredictions = adversarialPredictions; self.perAttack = perAttack; self.adversarials = adversarials
+        self.cleanRunAccuracies = cleanRunAccuracies; self.robustRunAccuracies = robustRunAccuracies
+    }
+
     public var n: Int { labels.count }
     public var cleanAccuracy: Double { Double((0..<n).filter { cleanPredictions[$0] == labels[$0] }.count) / Double(max(n, 1)) }
     public var robustAccuracy: Double {

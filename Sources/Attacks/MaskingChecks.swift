@@ -16,56 +16,83 @@ public struct MaskingFlag: Codable, Equatable, Sendable {
     }
 }
 
+/// A check's count over the points it looked at: how many it checked and how many showed the
+/// sign. Counts add up across shards, so a sharded run raises exactly the flags of a single one.
+public struct CheckTally: Codable, Equatable, Sendable {
+    public var checked: Int
+    public var hits: Int
+    public init(checked: Int = 0, hits: Int = 0) { self.checked = checked; self.hits = hits }
+    public static func + (a: CheckTally, b: CheckTally) -> CheckTally { CheckTally(checked: a.checked + b.checked, hits: a.hits + b.hits) }
+}
+
 public enum MaskingChecks {
+    /// The large-ε check looks at the correctly classified points among the first 32 images, the
+    /// randomness check at the first 16 (global indices, so shards agree with a single run).
+    public static let largeEpsilonImages = 32
+    public static let randomnessImages = 16
+
     /// Points broken by the black-box component after every white-box one had run.
-    public static func blackBoxBreaks(_ r: AutoAttackResult, whiteBoxRan: Bool) -> MaskingFlag? {
-        guard whiteBoxRan, r.perAttack.contains(where: { $0.name == "square" }) else { return nil }
-        let k = r.brokenBy.filter { $0 == "square" }.count
+    public static func blackBoxBreaks(brokenBy: [String?], attacks: [String], whiteBoxRan: Bool) -> MaskingFlag? {
+        guard whiteBoxRan, attacks.contains("square") else { return nil }
+        let k = brokenBy.filter { $0 == "square" }.count
         return MaskingFlag(name: "black_box_beats_white_box", triggered: k > 0,
                            detail: k > 0 ? "Square broke \(k) point(s) that the gradient attacks missed: gradients may be masked"
                                          : "Square broke no point that the gradient attacks missed")
     }
 
-    /// APGD-CE at L∞ ε = 0.5 on `rows`: robust accuracy should be 0.
-    public static func largeEpsilon(_ model: Classifier, images: Tensor, labels: [Int], rows: [Int], seed: UInt64, evalRuns: Int) throws -> MaskingFlag {
+    /// APGD-CE at L∞ ε = 0.5 on the images x (global indices `indices`): of those classified
+    /// correctly, how many stay robust (expected 0).
+    public static func largeEpsilon(_ model: Classifier, images x: Tensor, labels y: [Int], indices: [Int], seed: UInt64, evalRuns: Int) throws -> CheckTally {
+        guard !indices.isEmpty else { return CheckTally() }
         var c = APGDConfig()
         c.norm = .linf; c.epsilon = 0.5; c.steps = 20
         let attack = APGD(config: c)
-        let x = images.gather(rows: rows), y = rows.map { labels[$0] }
-        var streams = rows.map { ExampleStreams.stream(seed: seed, example: $0, purpose: "check/large-eps") }
-        var rng = RowStreams(seed: seed, examples: rows, purpose: "model/check/large-eps")
+        var streams = indices.map { ExampleStreams.stream(seed: seed, example: $0, purpose: "check/large-eps") }
+        var rng = RowStreams(seed: seed, examples: indices, purpose: "model/check/large-eps")
         let clean = try Evaluation.predict(model, x, runs: evalRuns, rng: &rng)
         let xa = try attack.attack(model, x, labels: y, streams: &streams, modelRng: &rng)
         let adv = try Evaluation.predict(model, xa, runs: evalRuns, rng: &rng)
-        let correct = (0..<rows.count).filter { clean[$0] == y[$0] }
-        let survived = correct.filter { adv[$0] == y[$0] }.count
-        return MaskingFlag(name: "large_eps_not_zero", triggered: survived > 0,
-                           detail: "APGD-CE (20 steps) at L∞ ε = 0.5 left \(survived) of \(correct.count) correctly classified points robust (expected 0)")
+        let correct = (0..<indices.count).filter { clean[$0] == y[$0] }
+        return CheckTally(checked: correct.count, hits: correct.filter { adv[$0] == y[$0] }.count)
     }
 
-    /// Rows whose cross-entropy input gradient is exactly zero.
-    public static func zeroGradients(_ model: Classifier, images: Tensor, labels: [Int], rows: [Int], batchSize: Int, seed: UInt64) throws -> MaskingFlag {
-        let per = images.count / max(images.shape[0], 1)
+    public static func largeEpsilonFlag(_ t: CheckTally) -> MaskingFlag {
+        MaskingFlag(name: "large_eps_not_zero", triggered: t.hits > 0,
+                    detail: "APGD-CE (20 steps) at L∞ ε = 0.5 left \(t.hits) of \(t.checked) correctly classified points robust (expected 0)")
+    }
+
+    /// How many of the images x (global indices `indices`) have a cross-entropy input gradient of exactly zero.
+    public static func zeroGradients(_ model: Classifier, images x: Tensor, labels: [Int], indices: [Int], batchSize: Int, seed: UInt64) throws -> CheckTally {
+        let n = indices.count, per = x.count / max(x.shape[0], 1)
         var zero = 0, s = 0
-        while s < rows.count {
-            let idx = Array(rows[s..<min(s + batchSize, rows.count)])
-            let y = idx.map { labels[$0] }
-            var rng = RowStreams(seed: seed, examples: idx, purpose: "model/check/gradients")
-            let (_, g) = try model.inputGradient(images.gather(rows: idx), rng: &rng) { AttackObjective.ce.evaluate($0, labels: y, targets: nil).gradient }
-            for j in 0..<idx.count where !(0..<per).contains(where: { g.data[j * per + $0] != 0 }) { zero += 1 }
-            s += idx.count
+        while s < n {
+            let m = min(batchSize, n - s)
+            let y = Array(labels[s..<(s + m)])
+            var rng = RowStreams(seed: seed, examples: indices[s..<(s + m)], purpose: "model/check/gradients")
+            let (_, g) = try model.inputGradient(x.rows(s, m), rng: &rng) { AttackObjective.ce.evaluate($0, labels: y, targets: nil).gradient }
+            for j in 0..<m where !(0..<per).contains(where: { g.data[j * per + $0] != 0 }) { zero += 1 }
+            s += m
         }
-        return MaskingFlag(name: "zero_gradients", triggered: zero > 0,
-                           detail: "\(zero) of \(rows.count) points have an input gradient of exactly zero")
+        return CheckTally(checked: n, hits: zero)
     }
 
-    /// Whether two evaluations of the same inputs differ.
-    public static func randomness(_ model: Classifier, images: Tensor, seed: UInt64) throws -> MaskingFlag {
-        let n = images.shape[0]
-        var r1 = RowStreams(seed: seed, examples: 0..<n, purpose: "check/random/1")
-        var r2 = RowStreams(seed: seed, examples: 0..<n, purpose: "check/random/2")
-        let a = try model.logits(images, rng: &r1), b = try model.logits(images, rng: &r2)
-        let differs = model.isStochastic || (0..<a.count).contains { a.data[$0] != b.data[$0] }
+    public static func zeroGradientsFlag(_ t: CheckTally) -> MaskingFlag {
+        MaskingFlag(name: "zero_gradients", triggered: t.hits > 0, detail: "\(t.hits) of \(t.checked) points have an input gradient of exactly zero")
+    }
+
+    /// How many of the images x (global indices `indices`) get different logits from two evaluations.
+    public static func randomness(_ model: Classifier, images x: Tensor, indices: [Int], seed: UInt64) throws -> CheckTally {
+        guard !indices.isEmpty else { return CheckTally() }
+        var r1 = RowStreams(seed: seed, examples: indices, purpose: "check/random/1")
+        var r2 = RowStreams(seed: seed, examples: indices, purpose: "check/random/2")
+        let a = try model.logits(x, rng: &r1), b = try model.logits(x, rng: &r2)
+        let k = a.shape[1]
+        let differ = (0..<indices.count).filter { r in (0..<k).contains { a.data[r * k + $0] != b.data[r * k + $0] } }.count
+        return CheckTally(checked: indices.count, hits: differ)
+    }
+
+    public static func randomnessFlag(_ t: CheckTally, stochastic: Bool) -> MaskingFlag {
+        let differs = stochastic || t.hits > 0
         return MaskingFlag(name: "randomized_output", triggered: differs,
                            detail: differs ? "the model's output depends on randomness: use --version rand (EOT)"
                                            : "the model's output is deterministic")

@@ -19,6 +19,7 @@ struct APGDCommand: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Target classes for --targeted (default 9, at most classes − 1).") var nTargetClasses: Int?
     @Option(name: .long, parsing: .unconditional, help: "EOT draws per gradient (for randomised models).") var eot: Int = 1
     @OptionGroup var output: EnsembleOutputOptions
+    @OptionGroup var shard: ShardOptions
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -37,6 +38,6 @@ struct APGDCommand: ParsableCommand {
         c.version = .custom; c.norm = threat.norm; c.epsilon = try threat.epsilon()
         c.attacks = [targeted ? .apgdT : (loss == .dlr ? .apgdDLR : .apgdCE)]
         c.iterations = steps; c.restarts = restarts; c.targetClasses = nTargetClasses; c.eot = eot; c.seed = runtime.seed
-        try runEnsemble(command: "apgd", config: c, model: model, input: input, output: output, runtime: runtime)
+        try runEnsemble(command: "apgd", config: c, model: model, input: input, output: output, shard: shard, runtime: runtime)
     }
 }

@@ -24,6 +24,7 @@ struct AutoAttackCommand: ParsableCommand {
     @Option(name: .long, help: "With --sgld-steps: the attack's gradient through the defense, full (exact, default) or bpda.") var gradient: DefenseGradient = .full
     @Option(name: .long, parsing: .unconditional, help: "With --sgld-steps: evaluation runs; robust only if correct in all (default 5).") var evalRuns: Int = 5
     @OptionGroup var output: EnsembleOutputOptions
+    @OptionGroup var shard: ShardOptions
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -45,10 +46,10 @@ struct AutoAttackCommand: ParsableCommand {
         if let eot { c.eot = eot }
         if let k = sgldSteps {
             let dcfg = DefenseConfig(steps: k, gradient: gradient)
-            try runEnsemble(command: "autoattack", config: c, model: model, input: input, output: output, runtime: runtime,
+            try runEnsemble(command: "autoattack", config: c, model: model, input: input, output: output, shard: shard, runtime: runtime,
                             wrap: { l in (try SGLDDefense(model: l.model, config: dcfg), dcfg.summary) }, evalRuns: evalRuns)
         } else {
-            try runEnsemble(command: "autoattack", config: c, model: model, input: input, output: output, runtime: runtime)
+            try runEnsemble(command: "autoattack", config: c, model: model, input: input, output: output, shard: shard, runtime: runtime)
         }
     }
 }

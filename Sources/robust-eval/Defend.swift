@@ -106,6 +106,7 @@ struct Defend: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "K', a shorter chain the attack differentiates instead of the defense's K steps (surrogate chain).") var attackSgldSteps: Int?
     @OptionGroup var defense: DefenseOptions
     @OptionGroup var output: EnsembleOutputOptions
+    @OptionGroup var shard: ShardOptions
     @OptionGroup var runtime: RuntimeOptions
 
     func attackList() throws -> [DefenseAttack] {
@@ -138,6 +139,7 @@ struct Defend: ParsableCommand {
         if inp.data.limit == nil && inp.images == nil { inp.data.limit = 1000 }
         let d = try inp.load(for: l)
         guard d.count > 0 else { throw ValidationError("no images selected (check --limit / --offset)") }
+        let plan = try shard.plan(n: d.count, json: output.json)
         let defended = try SGLDDefense(model: l.model, config: dcfg)
         let kAttack = attackSgldSteps ?? sgldSteps
         let crafting: Classifier = kAttack == sgldSteps ? defended
@@ -179,14 +181,20 @@ struct Defend: ParsableCommand {
                         "steps": String(steps), "restarts": String(restarts), "eot": String(defense.eot), "n_queries": String(nQueries),
                         "gradient": gradient.rawValue, "attack_sgld_steps": String(kAttack)]
         settings["version"] = "defend-1"
+        settings["checks"] = output.noChecks ? "off" : "on"
         let fp = runFingerprint(command: "defend", modelPath: l.path, data: d, settings: settings)
+        var stateFP = fp
+        if let s = plan.spec { stateFP["shard"] = "\(s.index)/\(s.count)" }
         var rc = AutoAttackConfig(); rc.seed = runtime.seed; rc.norm = norm; rc.epsilon = epsilon
-        let runner = try AutoAttackRunner(model: defended, config: rc, images: d.images, labels: d.labels, batchSize: input.batchSize,
-                                          evalRuns: evalRuns, components: components, fingerprint: fp, resume: try output.loadState())
+        let x = d.images.rows(plan.range.lowerBound, plan.range.count), y = Array(d.labels[plan.range])
+        let runner = try AutoAttackRunner(model: defended, config: rc, images: x, labels: y, batchSize: input.batchSize,
+                                          evalRuns: evalRuns, components: components, indices: plan.indices, fingerprint: stateFP,
+                                          resume: try output.loadState())
 
         for n in d.notes { print(n) }
         print("model:    \(l.path) (\(l.model.architectureName))")
         print("data:     \(d.name), \(d.count) images")
+        if let note = plan.note { print("part:     \(note)") }
         print("defense:  \(dcfg.summary); evaluated \(evalRuns) times on every candidate point")
         let e = norm == .linf ? String(format: "%.4f (%.1f/255)", epsilon, epsilon * 255) : String(format: "%.4f", epsilon)
         print("attacks:  \(norm == .linf ? "L∞" : "L2") ε=\(e); APGD \(steps) steps, \(restarts) restart(s), EOT \(defense.eot); in order:")
@@ -194,17 +202,60 @@ struct Defend: ParsableCommand {
 
         let t0 = Date()
         let result = try output.run(runner)
+        var checks: [String: CheckTally] = [:]
+        let gradientRan = list.contains(.apgdCE) || list.contains(.apgdDLR)
+        if !output.noChecks && gradientRan {
+            // Does a twice-as-strong attack (2× steps, 2× EOT) break points the run left robust? Checked on the
+            // robust points among the first 32 images (global indices, so shards agree with one run).
+            let rows = (0..<y.count).filter { result.cleanPredictions[$0] == y[$0] && result.brokenBy[$0] == nil
+                                              && plan.indices[$0] < Defend.strongerCheckImages }
+            var tally = CheckTally(checked: rows.count, hits: 0)
+            if !rows.isEmpty {
+                var c = APGDConfig()
+                c.norm = threat.norm; c.epsilon = epsilon; c.steps = 2 * steps; c.eot = 2 * defense.eot
+                let inner = APGD(config: c)
+                let check: ExampleAttack = kAttack == sgldSteps ? inner : try Surrogate(name: "apgd-ce", classifier: crafting, attacks: [inner])
+                let ids = rows.map { plan.indices[$0] }
+                var streams = ids.map { ExampleStreams.stream(seed: runtime.seed, example: $0, purpose: "check/2x") }
+                var rng = RowStreams(seed: runtime.seed, examples: ids, purpose: "model/check/2x")
+                let xa = try check.attack(defended, x.gather(rows: rows), labels: rows.map { y[$0] }, streams: &streams, modelRng: &rng)
+                var newly = Set<Int>()
+                for _ in 0..<evalRuns {
+                    let p = try defended.logits(xa, rng: &rng).argmaxRows()
+                    for (j, r) in rows.enumerated() where p[j] != y[r] { newly.insert(r) }
+                }
+                tally.hits = newly.count
+            }
+            checks["stronger_attack"] = tally
+        }
+        let outcome = EnsembleOutcome(result, checks: checks, seconds: Date().timeIntervalSince(t0))
+        let context = DefendContext(model: l.path, data: d.name, attacks: list.map(\.rawValue), gradients: gradients, eots: eots,
+                                    epsilon: epsilon, norm: norm, steps: steps, eot: defense.eot, restarts: restarts, evalRuns: evalRuns,
+                                    nQueries: nQueries, attackSgldSteps: kAttack, config: dcfg, seed: runtime.seed)
+        guard let (c, o, a) = try plan.complete(command: "defend", fingerprint: fp, context: context, outcome: outcome,
+                                                adversarials: output.saveAdversarials != nil ? result.adversarials : nil, labels: y,
+                                                json: output.json, saveAdversarials: output.saveAdversarials) else { return }
+        try Defend.report(c, o, adversarials: a, output: output)
+    }
+
+    /// The stronger-attack check looks at the robust points among the first 32 images.
+    static let strongerCheckImages = 32
+
+    /// The results: table, worst case over attacks and runs, flags, and the output files.
+    static func report(_ c: DefendContext, _ o: EnsembleOutcome, adversarials: Tensor?, output: EnsembleOutputOptions) throws {
+        let result = o.result(adversarials: adversarials)
+        let list = c.attacks
         var flags: [MaskingFlag] = []
         let broken = { (name: String) in result.brokenBy.filter { $0 == name }.count }
-        let gradientRan = list.contains(.apgdCE) || list.contains(.apgdDLR)
+        let gradientRan = list.contains("apgd-ce") || list.contains("apgd-dlr")
         if gradientRan {
-            for name in ["bpda", "transfer"] where list.contains(DefenseAttack(rawValue: name)!) {
+            for name in ["bpda", "transfer"] where list.contains(name) {
                 let k = broken(name)
                 flags.append(MaskingFlag(name: "\(name)_beats_full_chain", triggered: k > 0,
                                          detail: "\(name) broke \(k) point(s) the full-chain APGD missed"))
             }
         }
-        if list.contains(.square) && list.count > 1 {
+        if list.contains("square") && list.count > 1 {
             let k = broken("square")
             flags.append(MaskingFlag(name: "square_beats_gradient_attacks", triggered: k > 0,
                                      detail: "Square broke \(k) point(s) the earlier attacks missed"))
@@ -213,49 +264,50 @@ struct Defend: ParsableCommand {
         let spread = (result.cleanRunAccuracies.max() ?? 0) - (result.cleanRunAccuracies.min() ?? 0)
         flags.append(MaskingFlag(name: "clean_accuracy_varies", triggered: spread > 0.02,
                                  detail: String(format: "clean accuracy ranges over %.2f points across %d runs", 100 * spread, result.cleanRunAccuracies.count)))
-        if !output.noChecks && gradientRan {
-            // Does a twice-as-strong attack (2× steps, 2× EOT) break points the run left robust?
-            let robustRows = (0..<d.count).filter { result.cleanPredictions[$0] == d.labels[$0] && result.brokenBy[$0] == nil }
-            let rows = Array(robustRows.prefix(16))
-            if !rows.isEmpty {
-                var c = APGDConfig()
-                c.norm = threat.norm; c.epsilon = epsilon; c.steps = 2 * steps; c.eot = 2 * defense.eot
-                let inner = APGD(config: c)
-                let check: ExampleAttack = kAttack == sgldSteps ? inner : try Surrogate(name: "apgd-ce", classifier: crafting, attacks: [inner])
-                var streams = rows.map { ExampleStreams.stream(seed: runtime.seed, example: $0, purpose: "check/2x") }
-                var rng = RowStreams(seed: runtime.seed, examples: rows, purpose: "model/check/2x")
-                let xa = try check.attack(defended, d.images.gather(rows: rows), labels: rows.map { d.labels[$0] }, streams: &streams, modelRng: &rng)
-                var newly = Set<Int>()
-                for _ in 0..<evalRuns {
-                    let p = try defended.logits(xa, rng: &rng).argmaxRows()
-                    for (j, r) in rows.enumerated() where p[j] != d.labels[r] { newly.insert(r) }
-                }
-                flags.append(MaskingFlag(name: "stronger_attack_helps", triggered: !newly.isEmpty,
-                                         detail: "APGD-CE with 2× steps and 2× EOT broke \(newly.count) of the first \(rows.count) robust points" + (newly.isEmpty ? "" : ": robust accuracy is not converged")))
-            }
+        if let t = o.checks["stronger_attack"], t.checked > 0 {
+            flags.append(MaskingFlag(name: "stronger_attack_helps", triggered: t.hits > 0,
+                                     detail: "APGD-CE with 2× steps and 2× EOT broke \(t.hits) of \(t.checked) robust points among the first \(strongerCheckImages) images" + (t.hits == 0 ? "" : ": robust accuracy is not converged")))
         }
-        let secs = Date().timeIntervalSince(t0)
         _ = printAttackTable(result)
         let (rm, rsd) = meanSD(result.robustRunAccuracies)
-        let definition = "robust only if correctly classified clean and after every attack in all \(evalRuns) evaluation runs"
+        let definition = "robust only if correctly classified clean and after every attack in all \(c.evalRuns) evaluation runs"
         print(String(format: "clean accuracy (defended): %.2f %% ± %.2f over %d runs", 100 * cm, 100 * csd, result.cleanRunAccuracies.count))
         print(String(format: "robust accuracy: %.2f %% (%@)", 100 * result.robustAccuracy, definition as NSString))
         print(String(format: "robust accuracy per run on the final points: %.2f %% ± %.2f", 100 * rm, 100 * rsd))
         for f in flags where f.triggered { print("FLAG \(f.name): \(f.detail)") }
-        print(String(format: "time: %.1f s", secs))
-        try output.writeFiles(result)
+        print(String(format: "time: %.1f s", o.seconds))
+        try output.writeFiles(result, adversarials: adversarials)
         if let j = output.json {
-            let n = Double(d.count)
+            let n = Double(result.n)
             let rows = result.perAttack.map { f in
-                DefenseReport.PerAttack(name: f.name, gradient: gradients[f.name] ?? "", eot: eots[f.name] ?? 1,
+                DefenseReport.PerAttack(name: f.name, gradient: c.gradients[f.name] ?? "", eot: c.eots[f.name] ?? 1,
                                         robust_accuracy: Double(f.robust) / n, broken: broken(f.name), seconds: f.seconds)
             }
-            try writeJSON(DefenseReport(command: "defend", model: l.path, data: d.name, n: d.count, clean_accuracy: cm, clean_accuracy_sd: csd,
+            try writeJSON(DefenseReport(command: "defend", model: c.model, data: c.data, n: result.n, clean_accuracy: cm, clean_accuracy_sd: csd,
                                         robust_accuracy: result.robustAccuracy, robust_accuracy_definition: definition,
                                         robust_accuracy_mean: rm, robust_accuracy_sd: rsd, per_attack: rows, flags: flags,
-                                        eps: Double(epsilon), norm: norm.rawValue, steps: steps, eot: defense.eot, restarts: restarts,
-                                        eval_runs: evalRuns, n_queries: nQueries, attack_sgld_steps: kAttack, config: dcfg,
-                                        seed: runtime.seed, seconds: secs), to: j)
+                                        eps: Double(c.epsilon), norm: c.norm.rawValue, steps: c.steps, eot: c.eot, restarts: c.restarts,
+                                        eval_runs: c.evalRuns, n_queries: c.nQueries, attack_sgld_steps: c.attackSgldSteps, config: c.config,
+                                        seed: c.seed, seconds: o.seconds), to: j)
         }
     }
+}
+
+/// What the defend report states besides the per-example results.
+struct DefendContext: Codable {
+    var model: String
+    var data: String
+    var attacks: [String]
+    var gradients: [String: String]
+    var eots: [String: Int]
+    var epsilon: Float
+    var norm: ThreatNorm
+    var steps: Int
+    var eot: Int
+    var restarts: Int
+    var evalRuns: Int
+    var nQueries: Int
+    var attackSgldSteps: Int
+    var config: DefenseConfig
+    var seed: UInt64
 }

@@ -64,16 +64,6 @@ struct EnsembleReport: Codable {
     var eval_runs: Int?
 }
 
-/// What a state file must match: the command, model, data and settings.
-func runFingerprint(command: String, modelPath: String, data d: Dataset, settings: [String: String]) -> [String: String] {
-    var fp: [String: String] = ["command": command, "model": modelPath, "data": d.name, "n": String(d.count)]
-    if let bytes = FileManager.default.contents(atPath: modelPath) { fp["model_hash"] = bytes.withUnsafeBytes(fnv1a) }
-    fp["images_hash"] = fnv1a(UnsafeRawBufferPointer(start: d.images.data, count: d.images.count * 4))
-    fp["labels_hash"] = d.labels.withUnsafeBytes(fnv1a)
-    fp.merge(settings) { a, _ in a }
-    return fp
-}
-
 extension EnsembleOutputOptions {
     /// The saved state to continue from, if --state names an existing file.
     func loadState() throws -> AutoAttackState? {
@@ -103,7 +93,7 @@ extension EnsembleOutputOptions {
     }
 
     /// The per-example CSV and the final points with their labels.
-    func writeFiles(_ result: AutoAttackResult) throws {
+    func writeFiles(_ result: AutoAttackResult, adversarials: Tensor?) throws {
         if let p = perExample {
             var s = "index,label,clean_prediction,broken_by,adversarial_prediction\n"
             for i in 0..<result.n {
@@ -112,11 +102,91 @@ extension EnsembleOutputOptions {
             }
             try AtomicFile.write(s, to: p)
         }
-        if let p = saveAdversarials {
-            try writeAdversarials(result.adversarials, labels: result.labels, to: p)
+        if let p = saveAdversarials, let adversarials {
+            try writeAdversarials(adversarials, labels: result.labels, to: p)
             print("adversarials → \(p) (labels → \(adversarialLabelsPath(p)))")
         }
     }
+}
+
+/// What autoattack, apgd, square and defend computed per example (a shard's part, or the whole
+/// run), with the masking checks as counts.
+struct EnsembleOutcome: Mergeable {
+    var labels: [Int]
+    var cleanPredictions: [Int]
+    var brokenBy: [String?]
+    var adversarialPredictions: [Int]
+    var perAttack: [AutoAttackState.Finished]
+    /// Correct predictions of each evaluation run, clean and on the final points.
+    var cleanRunCorrect: [Int]
+    var robustRunCorrect: [Int]
+    var checks: [String: CheckTally]
+    var seconds: Double
+
+    init(_ r: AutoAttackResult, checks: [String: CheckTally], seconds: Double) {
+        labels = r.labels; cleanPredictions = r.cleanPredictions; brokenBy = r.brokenBy; adversarialPredictions = r.adversarialPredictions
+        perAttack = r.perAttack
+        cleanRunCorrect = r.cleanRunAccuracies.map { Int(($0 * Double(r.n)).rounded()) }
+        robustRunCorrect = r.robustRunAccuracies.map { Int(($0 * Double(r.n)).rounded()) }
+        self.checks = checks; self.seconds = seconds
+    }
+
+    static func merge(_ p: [EnsembleOutcome]) throws -> EnsembleOutcome {
+        var m = p[0]
+        m.labels = joined(p.map(\.labels)); m.cleanPredictions = joined(p.map(\.cleanPredictions))
+        m.brokenBy = joined(p.map(\.brokenBy)); m.adversarialPredictions = joined(p.map(\.adversarialPredictions))
+        for o in p.dropFirst() {
+            guard o.perAttack.map(\.name) == m.perAttack.map(\.name), o.cleanRunCorrect.count == m.cleanRunCorrect.count,
+                  o.robustRunCorrect.count == m.robustRunCorrect.count else {
+                throw ValidationError("merge: the parts ran different attacks or evaluation runs")
+            }
+            for k in m.perAttack.indices { m.perAttack[k].robust += o.perAttack[k].robust; m.perAttack[k].seconds += o.perAttack[k].seconds }
+            for k in m.cleanRunCorrect.indices { m.cleanRunCorrect[k] += o.cleanRunCorrect[k] }
+            for k in m.robustRunCorrect.indices { m.robustRunCorrect[k] += o.robustRunCorrect[k] }
+            for (key, t) in o.checks { m.checks[key] = (m.checks[key] ?? CheckTally()) + t }
+            m.seconds += o.seconds
+        }
+        return m
+    }
+
+    var n: Int { labels.count }
+
+    func result(adversarials: Tensor?) -> AutoAttackResult {
+        AutoAttackResult(labels: labels, cleanPredictions: cleanPredictions, brokenBy: brokenBy, adversarialPredictions: adversarialPredictions,
+                         perAttack: perAttack, adversarials: adversarials ?? Tensor(shape: [0]),
+                         cleanRunAccuracies: cleanRunCorrect.map { Double($0) / Double(max(n, 1)) },
+                         robustRunAccuracies: robustRunCorrect.map { Double($0) / Double(max(n, 1)) })
+    }
+}
+
+/// The masking checks of a shard: tallies over its images (global indices `indices`).
+func runMaskingChecks(_ classifier: Classifier, images x: Tensor, labels y: [Int], indices: [Int], clean: [Int],
+                      batchSize: Int, seed: UInt64, evalRuns: Int) throws -> [String: CheckTally] {
+    let correct = (0..<y.count).filter { clean[$0] == y[$0] }
+    let eps = (0..<y.count).filter { indices[$0] < MaskingChecks.largeEpsilonImages }
+    let rnd = (0..<y.count).filter { indices[$0] < MaskingChecks.randomnessImages }
+    return [
+        "large_eps": try MaskingChecks.largeEpsilon(classifier, images: x.gather(rows: eps), labels: eps.map { y[$0] },
+                                                    indices: eps.map { indices[$0] }, seed: seed, evalRuns: 1),
+        "zero_gradients": try MaskingChecks.zeroGradients(classifier, images: x.gather(rows: correct), labels: correct.map { y[$0] },
+                                                          indices: correct.map { indices[$0] }, batchSize: batchSize, seed: seed),
+        "randomness": try MaskingChecks.randomness(classifier, images: x.gather(rows: rnd), indices: rnd.map { indices[$0] }, seed: seed),
+    ]
+}
+
+/// What the ensemble report states besides the per-example results.
+struct EnsembleContext: Codable {
+    var command: String
+    var model: String
+    var architecture: String
+    var data: String
+    var config: AutoAttackConfig
+    var targetClasses: Int
+    var gradient: String
+    var stochastic: Bool
+    var defense: String?
+    var evalRuns: Int
+    var checks: Bool
 }
 
 /// Prints the clean row and the robust accuracy after each attack; returns the rows for JSON.
@@ -141,64 +211,83 @@ func printAttackTable(_ result: AutoAttackResult) -> [EnsembleReport.PerAttack] 
 
 /// Runs the configured ensemble on `classifier` (the loaded model, or a defense around it) and reports it.
 func runEnsemble(command: String, config: AutoAttackConfig, model: ModelOptions, input: InputOptions,
-                 output: EnsembleOutputOptions, runtime: RuntimeOptions,
+                 output: EnsembleOutputOptions, shard: ShardOptions, runtime: RuntimeOptions,
                  wrap: ((LoadedModel) throws -> (Classifier, String))? = nil, evalRuns: Int = 1) throws {
     runtime.apply()
     try output.checkWritable()
     let l = try model.load()
     let d = try input.load(for: l)
     guard d.count > 0 else { throw ValidationError("no images selected (check --limit / --offset)") }
-    try Check.writable(output.saveAdversarials, "--save-adversarials", bytes: d.images.count * 4)
+    let plan = try shard.plan(n: d.count, json: output.json)
+    try Check.writable(output.saveAdversarials, "--save-adversarials", bytes: plan.range.count * d.images.count / d.count * 4)
     try config.validate(classes: l.model.numClasses)
     let (classifier, defenseNote) = try wrap?(l) ?? (l.classifier, "")
     var settings = ["seed": String(config.seed)]
-    if let s = String(data: try JSONEncoder.sorted.encode(config), encoding: .utf8) { settings["settings"] = s }
+    settings["settings"] = settingsJSON(config)
     if !defenseNote.isEmpty { settings["defense"] = defenseNote; settings["eval_runs"] = String(evalRuns) }
+    settings["checks"] = output.noChecks ? "off" : "on"
     let fp = runFingerprint(command: command, modelPath: l.path, data: d, settings: settings)
-    let runner = try AutoAttackRunner(model: classifier, config: config, images: d.images, labels: d.labels,
-                                      batchSize: input.batchSize, evalRuns: evalRuns, fingerprint: fp, resume: try output.loadState())
+    var stateFP = fp
+    if let s = plan.spec { stateFP["shard"] = "\(s.index)/\(s.count)" }
+    let x = d.images.rows(plan.range.lowerBound, plan.range.count), y = Array(d.labels[plan.range])
+    let runner = try AutoAttackRunner(model: classifier, config: config, images: x, labels: y, batchSize: input.batchSize,
+                                      evalRuns: evalRuns, indices: plan.indices, fingerprint: stateFP, resume: try output.loadState())
 
     for n in d.notes { print(n) }
     print("model:   \(l.path) (\(l.model.architectureName)); gradient \(classifier.gradientDescription)")
     if !defenseNote.isEmpty { print("defense: \(defenseNote)\(classifier.isStochastic ? "; robust only if correct in all \(evalRuns) evaluation runs" : "")") }
     print("data:    \(d.name), \(d.count) images")
+    if let note = plan.note { print("part:    \(note)") }
     var shown = config
     shown.targetClasses = config.targets(classes: l.model.numClasses)
     print("attacks: \(shown.summary); seed \(config.seed)")
 
     let t0 = Date()
     let result = try output.run(runner)
+    let checks = output.noChecks ? [:] : try runMaskingChecks(classifier, images: x, labels: y, indices: plan.indices, clean: result.cleanPredictions,
+                                                              batchSize: input.batchSize, seed: config.seed, evalRuns: evalRuns)
+    let outcome = EnsembleOutcome(result, checks: checks, seconds: Date().timeIntervalSince(t0))
+    let context = EnsembleContext(command: command, model: l.path, architecture: l.model.architectureName, data: d.name, config: config,
+                                  targetClasses: config.targets(classes: l.model.numClasses), gradient: classifier.gradientDescription,
+                                  stochastic: classifier.isStochastic, defense: defenseNote.isEmpty ? nil : defenseNote, evalRuns: evalRuns,
+                                  checks: !output.noChecks)
+    guard let (c, o, a) = try plan.complete(command: command, fingerprint: fp, context: context, outcome: outcome,
+                                            adversarials: output.saveAdversarials != nil ? result.adversarials : nil, labels: y,
+                                            json: output.json, saveAdversarials: output.saveAdversarials) else { return }
+    try reportEnsemble(c, o, adversarials: a, output: output)
+}
+
+/// The ensemble's results: table, flags, and --json / --per-example / --save-adversarials.
+func reportEnsemble(_ c: EnsembleContext, _ o: EnsembleOutcome, adversarials: Tensor?, output: EnsembleOutputOptions) throws {
+    let result = o.result(adversarials: adversarials)
+    let config = c.config
     var flags: [MaskingFlag] = []
-    if !output.noChecks {
-        let correct = (0..<d.count).filter { result.cleanPredictions[$0] == d.labels[$0] }
+    if c.checks {
         let whiteBox = config.attacks.contains { $0 != .square }
-        if let f = MaskingChecks.blackBoxBreaks(result, whiteBoxRan: whiteBox) { flags.append(f) }
-        flags.append(try MaskingChecks.largeEpsilon(classifier, images: d.images, labels: d.labels, rows: Array(correct.prefix(32)),
-                                                    seed: config.seed, evalRuns: 1))
-        flags.append(try MaskingChecks.zeroGradients(classifier, images: d.images, labels: d.labels, rows: correct,
-                                                     batchSize: input.batchSize, seed: config.seed))
-        flags.append(try MaskingChecks.randomness(classifier, images: d.images.rows(0, min(d.count, 16)), seed: config.seed))
+        if let f = MaskingChecks.blackBoxBreaks(brokenBy: o.brokenBy, attacks: o.perAttack.map(\.name), whiteBoxRan: whiteBox) { flags.append(f) }
+        flags.append(MaskingChecks.largeEpsilonFlag(o.checks["large_eps"] ?? CheckTally()))
+        flags.append(MaskingChecks.zeroGradientsFlag(o.checks["zero_gradients"] ?? CheckTally()))
+        flags.append(MaskingChecks.randomnessFlag(o.checks["randomness"] ?? CheckTally(), stochastic: c.stochastic))
     }
-    let secs = Date().timeIntervalSince(t0)
     let rows = printAttackTable(result)
     print(String(format: "robust accuracy: %.2f%% (per-example worst case over %@)", 100 * result.robustAccuracy,
                  config.attacks.map(\.rawValue).joined(separator: ", ") as NSString))
     for f in flags where f.triggered { print("FLAG \(f.name): \(f.detail)") }
     if !flags.isEmpty && !flags.contains(where: \.triggered) { print("masking checks: none triggered (\(flags.map(\.name).joined(separator: ", ")))") }
-    print(String(format: "time: %.1f s", secs))
-    try output.writeFiles(result)
+    print(String(format: "time: %.1f s", o.seconds))
+    try output.writeFiles(result, adversarials: adversarials)
     if let j = output.json {
         let threat = config.norm == .linf ? "Linf" : "L2"
         let rb = EnsembleReport.RobustBench(clean_acc: result.cleanAccuracy, autoattack_acc: result.robustAccuracy, eps: Double(config.epsilon),
-                                            threat_model: threat, dataset: d.name, architecture: l.model.architectureName,
-                                            number_forward_passes: classifier.isStochastic ? nil : 1)
-        try writeJSON(EnsembleReport(command: command, model: l.path, data: d.name, n: d.count, clean_accuracy: result.cleanAccuracy,
+                                            threat_model: threat, dataset: c.data, architecture: c.architecture,
+                                            number_forward_passes: c.stochastic ? nil : 1)
+        try writeJSON(EnsembleReport(command: c.command, model: c.model, data: c.data, n: result.n, clean_accuracy: result.cleanAccuracy,
                                      robust_accuracy: result.robustAccuracy, per_attack: rows, eps: Double(config.epsilon),
                                      norm: config.norm.rawValue, version: config.version.rawValue, attacks: config.attacks.map(\.rawValue),
-                                     n_iter: config.iterations, n_queries: config.queries, n_target_classes: config.targets(classes: l.model.numClasses),
-                                     restarts: config.restarts, eot: config.eot, seed: config.seed, gradient: classifier.gradientDescription,
-                                     flags: flags, robustbench: rb, seconds: secs, defense: defenseNote.isEmpty ? nil : defenseNote,
-                                     eval_runs: defenseNote.isEmpty ? nil : evalRuns), to: j)
+                                     n_iter: config.iterations, n_queries: config.queries, n_target_classes: c.targetClasses,
+                                     restarts: config.restarts, eot: config.eot, seed: config.seed, gradient: c.gradient,
+                                     flags: flags, robustbench: rb, seconds: o.seconds, defense: c.defense,
+                                     eval_runs: c.defense == nil ? nil : c.evalRuns), to: j)
     }
 }
 

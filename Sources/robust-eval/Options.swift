@@ -138,7 +138,14 @@ struct RuntimeOptions: ParsableArguments {
 
     func validate() throws { try Check.threads(threads) }
 
-    func apply() { Runtime.configure(threads: threads) }
+    /// Under MPI, `--threads 0` means this node's cores divided by the ranks on it.
+    func apply() {
+        if threads == 0, let w = MPIWorld.current {
+            Runtime.configure(threads: max(1, ProcessInfo.processInfo.activeProcessorCount / w.localSize))
+        } else {
+            Runtime.configure(threads: threads)
+        }
+    }
 }
 
 /// A progress line on a terminal (rate and ETA), nothing otherwise.
@@ -146,6 +153,8 @@ final class Progress {
     let total: Int, label: String
     let start = Date()
     let tty = isatty(STDERR_FILENO) != 0
+    /// Under MPI only rank 0 reports progress.
+    let quiet = (MPIWorld.current?.rank ?? 0) != 0
     var last = Date.distantPast
 
     init(total: Int, label: String) { self.total = total; self.label = label }
@@ -154,7 +163,7 @@ final class Progress {
     /// about every 10 s, and at the end.
     func update(_ done: Int, extra: String = "") {
         let since = Date().timeIntervalSince(last)
-        guard since > (tty ? 0.25 : 10) || done == total || last == .distantPast else { return }
+        guard !quiet, since > (tty ? 0.25 : 10) || done == total || last == .distantPast else { return }
         last = Date()
         let el = Date().timeIntervalSince(start)
         let rate = Double(done) / max(el, 1e-9)

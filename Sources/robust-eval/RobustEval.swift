@@ -10,7 +10,7 @@ struct RobustEval: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "robust-eval",
         abstract: "Read a classifier as a Joint Energy-based Model and measure how robust it is.",
-        subcommands: [Info.self, Predict.self, Eval.self, DataCommand.self, Train.self, PGDCommand.self, AutoAttackCommand.self, APGDCommand.self, SquareCommand.self, Transfer.self, Defend.self, Curve.self, Calibrate.self, OODCommand.self, Sample.self, FIDCommand.self, Bench.self]
+        subcommands: [Info.self, Predict.self, Eval.self, DataCommand.self, Train.self, PGDCommand.self, AutoAttackCommand.self, APGDCommand.self, SquareCommand.self, Transfer.self, Defend.self, Merge.self, Curve.self, Calibrate.self, OODCommand.self, Sample.self, FIDCommand.self, Bench.self]
     )
 
     static func fail(_ message: String, code: Int32) -> Never {
@@ -22,6 +22,7 @@ struct RobustEval: ParsableCommand {
     /// subcommand is named as such, and an error found while running (after the flags were
     /// accepted) is one line, without the usage text.
     static func main() {
+        MPIWorld.startIfLaunched()
         let args = Array(CommandLine.arguments.dropFirst())
         if let first = args.first, !first.hasPrefix("-") {
             let names = configuration.subcommands.map { $0._commandName } + ["help"]
@@ -34,14 +35,16 @@ struct RobustEval: ParsableCommand {
             // Help and version requests exit normally; a rejected flag is one line.
             if exitCode(for: error) == .success { exit(withError: error) }
             let sub = args.first.flatMap { a in configuration.subcommands.contains { $0._commandName == a } ? a : nil }
-            fail("\(message(for: error)) (see robust-eval \(sub.map { $0 + " " } ?? "")--help)", code: exitCode(for: error).rawValue)
+            MPIWorld.fail("\(message(for: error)) (see robust-eval \(sub.map { $0 + " " } ?? "")--help)", code: exitCode(for: error).rawValue)
         }
         do {
             try command.run()
         } catch let e as ValidationError {
-            fail(e.message, code: 64)
+            MPIWorld.fail(e.message, code: 64)
         } catch {
+            if MPIWorld.current != nil { MPIWorld.fail(message(for: error), code: exitCode(for: error).rawValue) }
             exit(withError: error)
         }
+        MPIWorld.finish()
     }
 }

@@ -15,6 +15,7 @@ struct SquareCommand: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Query budget per image (default 5000).") var nQueries: Int = 5000
     @Option(name: .long, parsing: .unconditional, help: "Initial fraction of pixels a square covers (default 0.8).") var pInit: Float = 0.8
     @OptionGroup var output: EnsembleOutputOptions
+    @OptionGroup var shard: ShardOptions
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -27,6 +28,6 @@ struct SquareCommand: ParsableCommand {
         var c = AutoAttackConfig()
         c.version = .custom; c.norm = threat.norm; c.epsilon = try threat.epsilon()
         c.attacks = [.square]; c.queries = nQueries; c.pInit = pInit; c.seed = runtime.seed
-        try runEnsemble(command: "square", config: c, model: model, input: input, output: output, runtime: runtime)
+        try runEnsemble(command: "square", config: c, model: model, input: input, output: output, shard: shard, runtime: runtime)
     }
 }
