@@ -117,7 +117,8 @@ size_t jem_conv2d_workspace(int C, int KH, int KW, int OH, int OW, int OC, int t
 static int single_blas_threads(int N) {
     static int cached = -1;
     const int t = jem_num_threads();
-    if (N != 1 || t < 2 || !env_switch("JEM_B1_BLAS", &cached)) return 0;
+    // Not in batch-invariant mode: threaded BLAS may sum in another order than the batched path.
+    if (N != 1 || t < 2 || jem_batch_invariant() || !env_switch("JEM_B1_BLAS", &cached)) return 0;
     openblas_set_num_threads(t);
     return 1;
 }

@@ -9,13 +9,24 @@ void jem_linear_forward(float* out, const float* inp, const float* weight, const
         if (bias) memcpy(out + (size_t)n * OUT, bias, sizeof(float) * OUT);
         else memset(out + (size_t)n * OUT, 0, sizeof(float) * OUT);
     }
+    // Batch-invariant mode: the same call for every row whatever N is (BLAS picks kernels by shape).
+    if (jem_batch_invariant()) {
+        for (int n = 0; n < N; n++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1, OUT, IN,
+                        1.0f, inp + (size_t)n * IN, IN, weight, IN, 1.0f, out + (size_t)n * OUT, OUT);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OUT, IN,
                 1.0f, inp, IN, weight, IN, 1.0f, out, OUT);
 }
 
 void jem_linear_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                          const float* inp, const float* weight, int N, int IN, int OUT) {
-    if (dinp)  // dinp (N,IN) = dout (N,OUT) · weight (OUT,IN)
+    if (dinp && jem_batch_invariant()) {
+        for (int n = 0; n < N; n++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, IN, OUT,
+                        1.0f, dout + (size_t)n * OUT, OUT, weight, IN, 0.0f, dinp + (size_t)n * IN, IN);
+    } else if (dinp)  // dinp (N,IN) = dout (N,OUT) · weight (OUT,IN)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IN, OUT,
                     1.0f, dout, OUT, weight, IN, 0.0f, dinp, IN);
     if (dweight)  // dweight (OUT,IN) += doutᵀ (OUT,N) · inp (N,IN)

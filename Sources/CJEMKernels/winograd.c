@@ -112,9 +112,20 @@ static void winograd_run(float* out, const float* inp, const float* U, const flo
         float* M = V + 16 * (tmax * (size_t)C + SKEW);
         const size_t xs = (size_t)C * T + SKEW, ms = (size_t)OC * T + SKEW;   // strides between the 16 matrices
         transform_input(V, xs, inp, n0, nb, C, H, W);
-        for (int xi = 0; xi < 16; xi++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, T, C,
-                        1.0f, U + (size_t)xi * ((size_t)OC * C + SKEW), C, V + (size_t)xi * xs, T, 0.0f, M + (size_t)xi * ms, T);
+        // Batch-invariant mode: one GEMM per image, always of shape (OC, TI, C), so an image's
+        // result does not depend on how many images share its chunk (BLAS kernels depend on shape).
+        const int per_image = jem_batch_invariant();
+        for (int xi = 0; xi < 16; xi++) {
+            const float* u = U + (size_t)xi * ((size_t)OC * C + SKEW);
+            if (per_image) {
+                for (int i = 0; i < nb; i++)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, TI, C,
+                                1.0f, u, C, V + (size_t)xi * xs + (size_t)i * TI, T, 0.0f, M + (size_t)xi * ms + (size_t)i * TI, T);
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, T, C,
+                            1.0f, u, C, V + (size_t)xi * xs, T, 0.0f, M + (size_t)xi * ms, T);
+            }
+        }
         // Output transform: y = Aᵀ m A (+ bias), cropped at odd edges.
         for (int i = 0; i < nb; i++) {
             for (int o = 0; o < OC; o++) {

@@ -94,3 +94,7 @@ void jem_mpi_error_string(int code, char *out, int cap) {
     if (MPI_Error_string(code, s, &len) != MPI_SUCCESS) { snprintf(out, (size_t)cap, "MPI error %d", code); return; }
     snprintf(out, (size_t)cap, "%s", s);
 }
+
+int jem_mpi_allgatherv_float(const float *send, int count, float *recv, const int *counts, const int *displs) {
+    return MPI_Allgatherv(send, count, MPI_FLOAT, recv, counts, displs, MPI_FLOAT, MPI_COMM_WORLD);
+}

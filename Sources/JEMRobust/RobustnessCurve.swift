@@ -14,17 +14,35 @@ public struct CurvePoint: Codable, Sendable {
 }
 
 public enum RobustnessCurve {
+    /// The curve of per-example results (robust[k][i]: example i robust at every ε up to ε_k).
+    public static func points(_ robust: [[Bool]], epsilons: [Float]) -> [CurvePoint] {
+        robust.enumerated().map { k, r in
+            CurvePoint(eps: Double(epsilons[k]), accuracy: Double(r.filter { $0 }.count) / Double(max(r.count, 1)), n: r.count,
+                       attacked: k == 0 ? r.count : robust[k - 1].filter { $0 }.count)
+        }
+    }
+
     /// - Parameters:
     ///   - template: the attack settings; its step size is scaled with ε (step/ε is kept).
     public static func run(_ model: Classifier, epsilons: [Float], template: PGDConfig, images: Tensor, labels: [Int],
                            batchSize: Int, seed: UInt64, evalRuns: Int = 1, progress: (Int) -> Void = { _ in }) throws -> [CurvePoint] {
+        points(try perExample(model, epsilons: epsilons, template: template, images: images, labels: labels, batchSize: batchSize,
+                              seed: seed, evalRuns: evalRuns, progress: progress), epsilons: epsilons)
+    }
+
+    /// Per ε, which examples are robust at it and every smaller one. Example i's random choices
+    /// are keyed by `indices[i]` (its index in the whole selection; default i).
+    public static func perExample(_ model: Classifier, epsilons: [Float], template: PGDConfig, images: Tensor, labels: [Int],
+                                  indices: [Int]? = nil, batchSize: Int, seed: UInt64, evalRuns: Int = 1,
+                                  progress: (Int) -> Void = { _ in }) throws -> [[Bool]] {
         guard !epsilons.isEmpty else { throw JEMError.invalidArgument("--eps needs at least one value") }
         for i in 1..<epsilons.count where !(epsilons[i] > epsilons[i - 1]) {
             throw JEMError.invalidArgument("--eps values must be strictly increasing; \(epsilons[i]) follows \(epsilons[i - 1])")
         }
+        let gid = indices ?? Array(0..<labels.count)
         let ratio = template.epsilon > 0 ? template.stepSize / template.epsilon : 0.25
         var robust = [Bool](repeating: true, count: labels.count)
-        var out: [CurvePoint] = []
+        var out: [[Bool]] = []
         for (k, e) in epsilons.enumerated() {
             var c = template
             c.epsilon = e; c.stepSize = ratio * e
@@ -35,11 +53,10 @@ public enum RobustnessCurve {
                 let all = alive.count == labels.count
                 let r = try Evaluation.run(model, attack: try PGD(config: c), images: all ? images : images.gather(rows: alive),
                                            labels: all ? labels : alive.map { labels[$0] }, batchSize: batchSize,
-                                           seed: seed &+ UInt64(k), indices: alive, evalRuns: evalRuns, targeted: c.targeted)
+                                           seed: seed &+ UInt64(k), indices: alive.map { gid[$0] }, evalRuns: evalRuns, targeted: c.targeted)
                 for (j, i) in alive.enumerated() { robust[i] = r.robustCorrect[j] }
             }
-            out.append(CurvePoint(eps: Double(e), accuracy: Double(robust.filter { $0 }.count) / Double(max(labels.count, 1)),
-                                  n: labels.count, attacked: alive.count))
+            out.append(robust)
             progress(k + 1)
         }
         return out

@@ -40,7 +40,8 @@ struct Curve: ParsableCommand {
     @OptionGroup var input: InputOptions
     @OptionGroup var attack: AttackOptions
     @OptionGroup var defense: DefenseOptions
-    @Option(name: .long, help: "Output stem: writes STEM.csv, STEM.json, STEM.svg and STEM.png.") var out: String = "curve"
+    @Option(name: .long, help: "Output stem: writes STEM.csv, STEM.json, STEM.svg and STEM.png (with --shard, the part: STEM.json).") var out: String = "curve"
+    @OptionGroup var shard: ShardOptions
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -87,12 +88,16 @@ struct Curve: ParsableCommand {
             throw ValidationError("--model \(m) has \(l.model.numClasses) classes, \(loaded.first!.key) \(classes): a curve compares models of one task")
         }
         let d = try inp.load(for: loaded[specs[0].0]!)
+        let plan = try shard.plan(n: d.count, json: out + ".json")
         print("data:    \(d.name), \(d.count) images")
+        if let note = plan.note { print("part:    \(note)") }
         print("attack:  \(template.summary) at ε = \(epsText)")
         print("series:  \(specs.map { "\($0.0)\($0.1.map { ":SGLD-\($0)" } ?? "")" }.joined(separator: ", "))\(specs.contains { $0.1 != nil } ? "; defense gradient \(defense.gradient.rawValue), EOT \(defense.eot)" : "")")
         fflush(stdout)
-        let t0 = Date()
-        var reports: [CurveSeriesReport] = []
+        let x = d.images.rows(plan.range.lowerBound, plan.range.count), y = Array(d.labels[plan.range])
+        var context = CurveContext(norm: attack.norm, template: template, epsilons: epsList, data: d.name, n: d.count, series: [],
+                                   defended: specs.contains { $0.1 != nil }, gradient: defense.gradient, eot: defense.eot)
+        var outcome = CurveOutcome(robust: [], seriesSeconds: [], seconds: 0)
         for (name, k) in specs {
             let lm = loaded[name]!
             let clf: Classifier
@@ -103,28 +108,49 @@ struct Curve: ParsableCommand {
             } else { clf = lm.classifier; label = name }
             let ts = Date()
             let prog = Progress(total: epsList.count, label: label)
-            let pts = try RobustnessCurve.run(clf, epsilons: epsList, template: template, images: d.images, labels: d.labels,
-                                              batchSize: input.batchSize, seed: runtime.seed, evalRuns: defense.evalRuns) { prog.update($0) }
+            let robust = try RobustnessCurve.perExample(clf, epsilons: epsList, template: template, images: x, labels: y, indices: plan.indices,
+                                                        batchSize: input.batchSize, seed: runtime.seed, evalRuns: defense.evalRuns) { prog.update($0) }
             prog.finish()
-            reports.append(CurveSeriesReport(model: name, defense: k.map { "SGLD-\($0): \(try! defense.config(steps: $0).summary)" } ?? "none",
-                                             gradient: clf.gradientDescription, seconds: Date().timeIntervalSince(ts), points: pts))
-            print(label + String(format: " (%.0f s): ", reports.last!.seconds) + pts.map { String(format: "ε=%.4f %.1f%%", $0.eps, 100 * $0.accuracy) }.joined(separator: ", "))
+            outcome.robust.append(robust)
+            outcome.seriesSeconds.append(Date().timeIntervalSince(ts))
+            outcome.seconds += outcome.seriesSeconds.last!
+            context.series.append(CurveContext.Series(model: name, label: label,
+                                                      defense: k.map { "SGLD-\($0): \(try! defense.config(steps: $0).summary)" } ?? "none",
+                                                      gradient: clf.gradientDescription))
         }
-        let secs = Date().timeIntervalSince(t0)
-        let report = CurveReport(norm: attack.norm.rawValue, attack: template, attack_summary: template.summary, data: d.name, n: d.count, seconds: secs, series: reports)
+        var fp = runFingerprint(command: "curve", modelPath: loaded[specs[0].0]!.path, data: d,
+                                settings: ["seed": String(runtime.seed), "attack": settingsJSON(template), "eps": epsText,
+                                           "series": specs.map { "\($0.0):\($0.1.map(String.init) ?? "none")" }.joined(separator: ","),
+                                           "defense": "\(defense.gradient.rawValue),eot \(defense.eot),runs \(defense.evalRuns),\(defense.chains),\(defense.initNoise),\(defense.sgldStepSize),\(defense.sgldNoise)"])
+        for (m, l) in loaded { if let b = FileManager.default.contents(atPath: l.path) { fp["model_hash:" + m] = b.withUnsafeBytes(fnv1a) } }
+        guard let (c, o, _) = try plan.complete(command: "curve", fingerprint: fp, context: context, outcome: outcome, adversarials: nil,
+                                                labels: y, json: out + ".json", saveAdversarials: nil) else { return }
+        try Curve.report(c, o, out: out)
+    }
+
+    /// The curve files (all four or none) and the summary lines.
+    static func report(_ c: CurveContext, _ o: CurveOutcome, out: String) throws {
+        let secs = o.seconds
+        var reports: [CurveSeriesReport] = []
+        for (k, sr) in c.series.enumerated() {
+            let pts = RobustnessCurve.points(o.robust[k], epsilons: c.epsilons)
+            reports.append(CurveSeriesReport(model: sr.model, defense: sr.defense, gradient: sr.gradient, seconds: o.seriesSeconds[k], points: pts))
+            print(sr.label + String(format: " (%.0f s): ", o.seriesSeconds[k]) + pts.map { String(format: "ε=%.4f %.1f%%", $0.eps, 100 * $0.accuracy) }.joined(separator: ", "))
+        }
+        let template = c.template
+        let report = CurveReport(norm: c.norm.rawValue, attack: template, attack_summary: template.summary, data: c.data, n: c.n, seconds: secs, series: reports)
         var csv = "model,defense,norm,eps,accuracy,n,attacked,attack\n"
         for r in reports {
             for p in r.points {
-                csv += "\(r.model),\"\(r.defense)\",\(attack.norm.rawValue),\(p.eps),\(p.accuracy),\(p.n),\(p.attacked),\"\(template.summary.replacingOccurrences(of: "\"", with: "'")) step/ε kept; gradient \(r.gradient)\"\n"
+                csv += "\(r.model),\"\(r.defense)\",\(c.norm.rawValue),\(p.eps),\(p.accuracy),\(p.n),\(p.attacked),\"\(template.summary.replacingOccurrences(of: "\"", with: "'")) step/ε kept; gradient \(r.gradient)\"\n"
             }
         }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let json = try enc.encode(report)
-        let linf = attack.norm == .linf
-        let defended = specs.contains { $0.1 != nil }
+        let linf = c.norm == .linf
         // The gradient through the defense concerns the SGLD series only; the title says so.
-        let chart = Chart(title: "\(linf ? "L∞" : "L2") PGD-\(template.steps)\(template.restarts > 1 ? " ×\(template.restarts) restarts" : "")\(defended ? "; SGLD series: \(defense.gradient == .bpda ? "BPDA" : "full-chain gradient")\(defense.eot > 1 ? "+EOT \(defense.eot)" : "")" : ""), \(d.name), n = \(d.count)",
+        let chart = Chart(title: "\(linf ? "L∞" : "L2") PGD-\(template.steps)\(template.restarts > 1 ? " ×\(template.restarts) restarts" : "")\(c.defended ? "; SGLD series: \(c.gradient == .bpda ? "BPDA" : "full-chain gradient")\(c.eot > 1 ? "+EOT \(c.eot)" : "")" : ""), \(c.data), n = \(c.n)",
                           xLabel: linf ? "ε × 255 (L∞)" : "ε (L2)", yLabel: "robust accuracy",
                           series: reports.map { r in Chart.Series(label: r.defense == "none" ? r.model : "\(r.model) SGLD-\(r.defense.split(separator: ":")[0].dropFirst(5))",
                                                                   points: r.points.map { ($0.eps * (linf ? 255 : 1), $0.accuracy) }) },
@@ -135,6 +161,35 @@ struct Curve: ParsableCommand {
             try g.write(json, to: out + ".json")
             try chart.stage(in: g, svg: out + ".svg", png: out + ".png")
         }
-        print(String(format: "%d series × %d ε on %d images in %.0f s → %@.{csv,json,svg,png}", reports.count, epsList.count, d.count, secs, out as NSString))
+        print(String(format: "%d series × %d ε on %d images in %.0f s → %@.{csv,json,svg,png}", reports.count, c.epsilons.count, c.n, secs, out as NSString))
     }
+}
+
+/// Per series, per ε, which examples are robust (a shard's part, or the whole run).
+struct CurveOutcome: Mergeable {
+    var robust: [[[Bool]]]
+    var seriesSeconds: [Double]
+    var seconds: Double
+
+    static func merge(_ p: [CurveOutcome]) throws -> CurveOutcome {
+        guard p.allSatisfy({ $0.robust.count == p[0].robust.count && zip($0.robust, p[0].robust).allSatisfy { $0.count == $1.count } }) else {
+            throw ValidationError("merge: the parts ran different series or ε lists")
+        }
+        let robust = p[0].robust.indices.map { s in p[0].robust[s].indices.map { k in joined(p.map { $0.robust[s][k] }) } }
+        return CurveOutcome(robust: robust, seriesSeconds: p[0].seriesSeconds.indices.map { s in p.map { $0.seriesSeconds[s] }.reduce(0, +) },
+                            seconds: p.map(\.seconds).reduce(0, +))
+    }
+}
+
+struct CurveContext: Codable {
+    struct Series: Codable { var model: String; var label: String; var defense: String; var gradient: String }
+    var norm: ThreatNorm
+    var template: PGDConfig
+    var epsilons: [Float]
+    var data: String
+    var n: Int
+    var series: [Series]
+    var defended: Bool
+    var gradient: DefenseGradient
+    var eot: Int
 }

@@ -87,3 +87,23 @@ struct MPIWorld {
         return buf
     }
 }
+
+/// The MPI ranks as a data-parallel training group.
+final class MPITrainingGroup: TrainingGroup {
+    let world: MPIWorld
+    init(_ world: MPIWorld) { self.world = world }
+    var rank: Int { world.rank }
+    var size: Int { world.size }
+    func sum(_ buf: UnsafeMutablePointer<Float>, count: Int) throws { try MPIWorld.allreduceSum(buf, count: count) }
+    func sum(_ buf: UnsafeMutablePointer<Double>, count: Int) throws { try MPIWorld.allreduceSum(buf, count: count) }
+    func allgather(_ send: Tensor, counts: [Int], rowSize: Int) throws -> Tensor {
+        let total = counts.reduce(0, +)
+        let out = Tensor(shape: [total] + Array(send.shape.dropFirst()))
+        let c = counts.map { Int32($0 * rowSize) }
+        var displs = [Int32](repeating: 0, count: counts.count)
+        for r in 1..<max(counts.count, 1) { displs[r] = displs[r - 1] + c[r - 1] }
+        let rc = jem_mpi_allgatherv_float(send.data, Int32(send.count), out.data, c, displs)
+        guard rc == 0 else { throw JEMError.invalidArgument("MPI allgather failed at rank \(world.rank): \(MPIWorld.message(rc))") }
+        return out
+    }
+}

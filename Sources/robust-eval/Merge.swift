@@ -12,6 +12,10 @@ struct Merge: ParsableCommand {
     @Option(name: .long, help: "Write the merged report as JSON.") var json: String?
     @Option(name: .long, help: "Write the merged per-example results as CSV.") var perExample: String?
     @Option(name: .long, help: "Write the merged adversarial set (every part must have saved its own with --save-adversarials).") var saveAdversarials: String?
+    @Option(name: .long, help: "calibrate: reliability diagram stem (STEM.svg, STEM.png).") var diagram: String?
+    @Option(name: .long, help: "ood: write each set's per-example scores as DIR/SET_SCORE.npy.") var scoresOut: String?
+    @Option(name: .long, help: "ood: histogram stem (STEM_SCORE.svg/.png).") var histograms: String?
+    @Option(name: .long, help: "curve: output stem (STEM.csv, STEM.json, STEM.svg, STEM.png).") var out: String?
 
     func validate() throws {
         guard !parts.isEmpty else { throw ValidationError("merge needs the part files (robust-eval merge PART1.json PART2.json ... --json OUT.json)") }
@@ -19,6 +23,9 @@ struct Merge: ParsableCommand {
         try Check.writable(perExample, "--per-example")
         try Check.writable(saveAdversarials, "--save-adversarials")
         try Check.writable(saveAdversarials.map(adversarialLabelsPath), "--save-adversarials (labels)")
+        try Check.writable(diagram.map { $0 + ".svg" }, "--diagram")
+        if let dir = scoresOut { try Check.outputDirectory(dir, "--scores-out") }
+        for ext in ["csv", "json", "svg", "png"] { try Check.writable(out.map { "\($0).\(ext)" }, "--out") }
     }
 
     func run() throws {
@@ -50,6 +57,16 @@ struct Merge: ParsableCommand {
         case "eval":
             let (c, o, _) = try combine(EvalContext.self, EvalOutcome.self, data)
             try Eval.report(c, o, json: json)
+        case "calibrate":
+            let (c, o, _) = try combine(CalibrateContext.self, LogitsOutcome.self, data)
+            try Calibrate.report(c, o, json: json, diagram: diagram)
+        case "ood":
+            let (c, o, _) = try combine(OODContext.self, OODOutcome.self, data)
+            try OODCommand.report(c, o, json: json, scoresOut: scoresOut, histograms: histograms)
+        case "curve":
+            guard let out else { throw ValidationError("merge: parts of curve need --out STEM (writes STEM.csv, .json, .svg, .png)") }
+            let (c, o, _) = try combine(CurveContext.self, CurveOutcome.self, data)
+            try Curve.report(c, o, out: out)
         default:
             throw ValidationError("merge: parts of '\(command)' cannot be merged by this version")
         }

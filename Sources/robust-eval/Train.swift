@@ -146,6 +146,12 @@ struct Train: ParsableCommand {
         }
         let data = try config.trainingData()
         let trainer = try Trainer(config: config, data: data, outDir: dir)
+        if let w = MPIWorld.current {
+            guard config.batchSize >= w.size else {
+                throw ValidationError("--batch-size \(config.batchSize) is smaller than the \(w.size) MPI ranks: every rank needs a slice of each batch")
+            }
+            trainer.group = MPITrainingGroup(w)
+        }
         if resume != nil { try trainer.resume() }
         if let src = config.initFrom, resume == nil {
             let source = try ModelIO.load(path: src)
@@ -153,7 +159,10 @@ struct Train: ParsableCommand {
             try trainer.initializeWeights(from: wrn, source: src)
         }
         let err = FileHandle.standardError
-        err.write("training \(config.arch) on \(data.name) (\(data.count - config.validationSize) train, \(config.validationSize) held out), \(trainer.totalIterations) iterations, \(config.pxWeight > 0 ? "JEM, \(config.sgld.steps) SGLD steps" : "baseline classifier"); from iteration \(trainer.state.iteration)\n".data(using: .utf8)!)
+        if let w = MPIWorld.current, w.rank == 0 {
+            err.write("data-parallel over \(w.size) MPI ranks (\(Runtime.threads) thread(s) each): each takes 1/\(w.size) of every batch of \(config.batchSize) data and \(config.batchSize) samples; \(trainer.bytesPerIteration) bytes sent per rank per iteration\n".data(using: .utf8)!)
+        }
+        if MPIWorld.current == nil || MPIWorld.current!.rank == 0 { err.write("training \(config.arch) on \(data.name) (\(data.count - config.validationSize) train, \(config.validationSize) held out), \(trainer.totalIterations) iterations, \(config.pxWeight > 0 ? "JEM, \(config.sgld.steps) SGLD steps" : "baseline classifier"); from iteration \(trainer.state.iteration)\n".data(using: .utf8)!) }
         let progress = Progress(total: trainer.totalIterations, label: "iter")
         let startIt = trainer.state.iteration, t0 = Date()
         try trainer.run(stopAfter: maxIters, log: { msg in
@@ -169,7 +178,7 @@ struct Train: ParsableCommand {
             // A redrawn line on a terminal; otherwise a plain line on stderr about every 10 s
             // (unless --log-every already prints lines to stdout).
             let every: Double = progress.tty ? 0.5 : 10
-            guard progress.tty || logEvery == 0, Date().timeIntervalSince(progress.last) > every else { return }
+            guard !progress.quiet, progress.tty || logEvery == 0, Date().timeIntervalSince(progress.last) > every else { return }
             progress.last = Date()
             let rate = Double(p.iteration - startIt) / max(Date().timeIntervalSince(t0), 1e-9)
             let eta = rate > 0 ? Double(p.totalIterations - p.iteration) / rate : 0

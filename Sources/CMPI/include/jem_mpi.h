@@ -22,6 +22,8 @@ int jem_mpi_bcast_bytes(void *buf, int64_t len);
 /// In-place sum over ranks.
 int jem_mpi_allreduce_sum_float(float *buf, int64_t n);
 int jem_mpi_allreduce_sum_double(double *buf, int64_t n);
+/// Every rank's `count` floats into recv (rank r's at displs[r], counts[r] of them), on every rank.
+int jem_mpi_allgatherv_float(const float *send, int count, float *recv, const int *counts, const int *displs);
 /// The text of an MPI error code.
 void jem_mpi_error_string(int code, char *out, int cap);
 #endif

@@ -7,6 +7,34 @@
 // to the last checkpoint.
 import Foundation
 
+/// The ranks of a data-parallel run (MPI): each takes its slice of every global batch of data and
+/// of SGLD samples; gradients and statistics are summed across ranks every iteration. Rank 0
+/// writes checkpoints, logs and the model.
+public protocol TrainingGroup: AnyObject {
+    var rank: Int { get }
+    var size: Int { get }
+    /// In-place sums over ranks.
+    func sum(_ buf: UnsafeMutablePointer<Float>, count: Int) throws
+    func sum(_ buf: UnsafeMutablePointer<Double>, count: Int) throws
+    /// Every rank's rows (rank r sends counts[r] rows of `rowSize` floats), in rank order, on every rank.
+    func allgather(_ send: Tensor, counts: [Int], rowSize: Int) throws -> Tensor
+}
+
+/// Draws a whole global batch's noise from one generator and keeps rows lo..<lo+n of it, so every
+/// rank consumes the generator exactly as a single process would.
+struct SliceNoise: NoiseSource {
+    var rng: SeededRandom
+    let globalRows: Int
+    let lo: Int
+
+    mutating func fillNormal(_ t: Tensor, std: Float) {
+        if lo == 0 && t.shape[0] == globalRows { rng.fillNormal(t, std: std); return }
+        let g = Tensor(shape: [globalRows] + Array(t.shape.dropFirst()))
+        rng.fillNormal(g, std: std)
+        t.assign(g.rows(lo, t.shape[0]))
+    }
+}
+
 /// What is saved in a checkpoint besides tensors.
 public struct TrainState: Codable, Equatable, Sendable {
     public var iteration: Int = 0
@@ -53,6 +81,10 @@ public final class Trainer {
     var snapshot: (params: [Tensor], optim: [Tensor], buffer: Tensor?, state: TrainState)?
     /// Fault injection for tests: (iteration, lr multiplier) applied while restarts == 0.
     public var injectLRSpike: (from: Int, to: Int, factor: Float)?
+    /// The data-parallel group (nil: one process).
+    public var group: TrainingGroup?
+    /// Whether this process writes checkpoints, logs and the model (rank 0).
+    public var isWriter: Bool { (group?.rank ?? 0) == 0 }
 
     public var itersPerEpoch: Int { (train.count) / config.batchSize }
     public var totalIterations: Int { itersPerEpoch * config.epochs }
@@ -176,80 +208,125 @@ public final class Trainer {
 
     func step(iteration it: Int) throws -> StepStats {
         let b = config.batchSize
+        // This process's slice of the global batch (the whole batch without a group).
+        let ranks = group?.size ?? 1, rank = group?.rank ?? 0
+        let lo = rank * b / ranks, m = (rank + 1) * b / ranks - lo
         let epoch = it / itersPerEpoch, pos = it % itersPerEpoch
         let perm = permutation(epoch: epoch)
+        // Every rank draws the whole global batch's randomness from the same generator and keeps its slice.
         var rng = SeededRandom(seed: Trainer.mix(config.seed, UInt64(state.restarts), UInt64(it)))
-        let (x, y) = train.batch(perm[(pos * b)..<((pos + 1) * b)])
+        var (x, y) = train.batch(perm[(pos * b)..<((pos + 1) * b)])
         if config.augment { augment(x, rng: &rng) }
         if config.dataNoise > 0 {
             let noise = Tensor(shape: x.shape); rng.fillNormal(noise, std: config.dataNoise)
             let c = model.config, hw = x.shape[2] * x.shape[3]
             for i in 0..<x.count { x.data[i] += c.inputStd[(i / hw) % c.inChannels] * noise.data[i] }
         }
+        if m != b { x = x.rows(lo, m); y = Array(y[lo..<(lo + m)]) }
         var input = x
         var qIdx: [Int] = [], qLabels: [Int]? = nil
         let useSamples = buffer != nil
         if let buffer {
             qIdx = (0..<b).map { _ in Int(rng.next() % UInt64(config.bufferSize)) }
-            let xq = buffer.gather(rows: qIdx)
+            var xq = buffer.gather(rows: qIdx)
             let k = train.numClasses
             // Class of each chain: its buffer chunk (the reference splits the buffer into K chunks).
-            let chainLabels = qIdx.map { min($0 * k / config.bufferSize, k - 1) }
+            var chainLabels = qIdx.map { min($0 * k / config.bufferSize, k - 1) }
             for i in 0..<b where rng.uniform() < config.reinitFrequency { initSample(xq, row: i, label: chainLabels[i], rng: &rng) }
+            if m != b { xq = xq.rows(lo, m); chainLabels = Array(chainLabels[lo..<(lo + m)]) }
             if config.pxyWeight > 0 { qLabels = chainLabels }
-            try SGLD.run(model, xq, config: config.sgld, labels: qLabels, rng: &rng)
-            buffer.scatter(rows: qIdx, from: xq)
+            var noise = SliceNoise(rng: rng, globalRows: b, lo: lo)
+            try SGLD.run(model, xq, config: config.sgld, labels: qLabels, rng: &noise)
+            rng = noise.rng
+            // The replicated buffer takes every rank's new samples, in global order.
+            let all = m == b ? xq : try group!.allgather(xq, counts: (0..<ranks).map { (($0 + 1) * b / ranks) - ($0 * b / ranks) },
+                                                           rowSize: xq.count / max(m, 1))
+            buffer.scatter(rows: qIdx, from: all)
             input = try Tensor.concat([x, xq])
         }
         model.zeroGradients()
-        var stats = StepStats(loss: 0, ce: 0, px: 0, gap: 0, correct: 0, n: b)
+        // Sums over this slice: CE, correct, Σ lse f(x), Σ lse f(x_q), the p(x|y) and energy-L2 terms.
+        var sums = [Double](repeating: 0, count: 6)
         let c = config
         _ = try model.accumulateParameterGradients(input, training: true) { z in
             let k = z.shape[1]
             let d = Tensor(shape: z.shape)
-            let zd = z.rows(0, b)
+            let zd = z.rows(0, m)
             let ce = try Losses.crossEntropy(zd, labels: y)
             let lseD = Losses.logsumexp(zd)
             let pred = zd.argmaxRows()
-            stats.correct = zip(pred, y).filter { $0 == $1 }.count
-            stats.ce = Double(ce.reduce(0, +)) / Double(b)
+            sums[0] = Double(ce.reduce(0, +))
+            sums[1] = Double(zip(pred, y).filter { $0 == $1 }.count)
+            sums[2] = Double(lseD.reduce(0, +))
             let inv = 1 / Float(b)
-            let dd = Tensor(shape: [b, k])
-            try Losses.addCrossEntropyGradient(dd, logits: zd, labels: y, weights: Array(repeating: c.pyxWeight * inv, count: b))
-            var loss = Double(c.pyxWeight) * stats.ce
+            let dd = Tensor(shape: [m, k])
+            try Losses.addCrossEntropyGradient(dd, logits: zd, labels: y, weights: Array(repeating: c.pyxWeight * inv, count: m))
             if useSamples {
-                let zq = z.rows(b, b)
+                let zq = z.rows(m, m)
                 let lseQ = Losses.logsumexp(zq)
-                let mD = Double(lseD.reduce(0, +)) / Double(b), mQ = Double(lseQ.reduce(0, +)) / Double(b)
-                stats.px = -(mD - mQ); stats.gap = mD - mQ
-                let dq = Tensor(shape: [b, k])
+                sums[3] = Double(lseQ.reduce(0, +))
+                let dq = Tensor(shape: [m, k])
                 if c.pxWeight > 0 {
-                    loss += Double(c.pxWeight) * stats.px
-                    Losses.addLogsumexpGradient(dd, logits: zd, weights: Array(repeating: -c.pxWeight * inv, count: b))
-                    Losses.addLogsumexpGradient(dq, logits: zq, weights: Array(repeating: c.pxWeight * inv, count: b))
+                    Losses.addLogsumexpGradient(dd, logits: zd, weights: Array(repeating: -c.pxWeight * inv, count: m))
+                    Losses.addLogsumexpGradient(dq, logits: zq, weights: Array(repeating: c.pxWeight * inv, count: m))
                 }
                 if c.pxyWeight > 0, let ql = qLabels {
                     // p(x|y) term: −(mean f(x)[y] − mean f(x_q)[y_q]).
-                    for i in 0..<b {
-                        loss -= Double(c.pxyWeight) * Double(zd.data[i * k + y[i]] - zq.data[i * k + ql[i]]) / Double(b)
+                    for i in 0..<m {
+                        sums[4] += Double(zd.data[i * k + y[i]] - zq.data[i * k + ql[i]])
                         dd.data[i * k + y[i]] -= c.pxyWeight * inv
                         dq.data[i * k + ql[i]] += c.pxyWeight * inv
                     }
                 }
                 if c.energyL2 > 0 {
-                    loss += Double(c.energyL2) * (zip(lseD, lseQ).reduce(0.0) { $0 + Double($1.0 * $1.0 + $1.1 * $1.1) }) / Double(b)
+                    sums[5] = zip(lseD, lseQ).reduce(0.0) { $0 + Double($1.0 * $1.0 + $1.1 * $1.1) }
                     Losses.addLogsumexpGradient(dd, logits: zd, weights: lseD.map { 2 * c.energyL2 * $0 * inv })
                     Losses.addLogsumexpGradient(dq, logits: zq, weights: lseQ.map { 2 * c.energyL2 * $0 * inv })
                 }
-                d.setRows(b, dq)
-            } else {
-                stats.gap = Double(lseD.reduce(0, +)) / Double(b)
+                d.setRows(m, dq)
             }
             d.setRows(0, dd)
-            stats.loss = loss
             return d
         }
+        if let group {
+            try sumGradients(group)
+            try sums.withUnsafeMutableBufferPointer { try group.sum($0.baseAddress!, count: 6) }
+        }
+        // The global batch's statistics (each term a mean over b).
+        let n = Double(b)
+        var stats = StepStats(loss: 0, ce: sums[0] / n, px: 0, gap: 0, correct: Int(sums[1].rounded()), n: b)
+        var loss = Double(c.pyxWeight) * stats.ce
+        if useSamples {
+            let mD = sums[2] / n, mQ = sums[3] / n
+            stats.px = -(mD - mQ); stats.gap = mD - mQ
+            if c.pxWeight > 0 { loss += Double(c.pxWeight) * stats.px }
+            if c.pxyWeight > 0 { loss -= Double(c.pxyWeight) * sums[4] / n }
+            if c.energyL2 > 0 { loss += Double(c.energyL2) * sums[5] / n }
+        } else {
+            stats.gap = sums[2] / n
+        }
+        stats.loss = loss
         return stats
+    }
+
+    /// Sums every trainable parameter's gradient over the ranks (one message).
+    func sumGradients(_ group: TrainingGroup) throws {
+        let ps = model.trainableParameters
+        let total = ps.reduce(0) { $0 + $1.grad.count }
+        let flat = UnsafeMutablePointer<Float>.allocate(capacity: total)
+        defer { flat.deallocate() }
+        var at = 0
+        for p in ps { (flat + at).update(from: p.grad.data, count: p.grad.count); at += p.grad.count }
+        try group.sum(flat, count: total)
+        at = 0
+        for p in ps { p.grad.data.update(from: flat + at, count: p.grad.count); at += p.grad.count }
+    }
+
+    /// Bytes each rank sends per iteration: the gradient sum and its share of the new samples.
+    public var bytesPerIteration: Int {
+        let grads = model.trainableParameters.reduce(0) { $0 + $1.grad.count } * 4
+        let samples = buffer.map { $0.count / max($0.shape[0], 1) * config.batchSize * 4 } ?? 0
+        return grads + samples
     }
 
     // MARK: checkpoints
@@ -271,6 +348,7 @@ public final class Trainer {
     }
 
     public func saveCheckpoint() throws {
+        guard isWriter else { takeSnapshot(); return }
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         var tensors = model.parameters.map { ("model." + $0.name, $0.value) } + optimizer.state
         if let buffer { tensors.append(("buffer", buffer)) }
@@ -304,7 +382,7 @@ public final class Trainer {
             throw JEMError.invalidArgument("--epochs \(config.epochs) ends before the checkpoint's iteration \(state.iteration)")
         }
         // Killed after an epoch's checkpoint landed but before its log line (and model) did.
-        if let e = state.pendingLog, !loggedEpochs().contains(e.epoch) {
+        if isWriter, let e = state.pendingLog, !loggedEpochs().contains(e.epoch) {
             try appendLog(e)
             try saveModel()
         }
@@ -362,8 +440,10 @@ public final class Trainer {
             }
             if epochEnd, let e = state.pendingLog {
                 let val = e.validation_accuracy
-                try appendLog(e)
-                try saveModel()
+                if isWriter {
+                    try appendLog(e)
+                    try saveModel()
+                }
                 log(String(format: "epoch %d: CE %.4f, p(x) term %.4f, train acc %.2f%%, validation acc %@, %.0f s",
                            e.epoch, e.ce, e.px_term, 100 * e.train_accuracy, val.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a", e.seconds))
                 acc = (0, 0, 0, 0, 0, 0)
@@ -403,6 +483,7 @@ public final class Trainer {
 
     /// Writes the final model (never a non-finite one), with the recipe in its metadata.
     public func saveModel(to path: String? = nil) throws {
+        guard isWriter else { return }
         let enc = JSONEncoder(); enc.outputFormatting = .sortedKeys
         var extra = [
             "train_config": String(data: try enc.encode(config), encoding: .utf8)!,
