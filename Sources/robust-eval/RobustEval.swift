@@ -37,6 +37,15 @@ struct RobustEval: ParsableCommand {
             let sub = args.first.flatMap { a in configuration.subcommands.contains { $0._commandName == a } ? a : nil }
             MPIWorld.fail("\(message(for: error)) (see robust-eval \(sub.map { $0 + " " } ?? "")--help)", code: exitCode(for: error).rawValue)
         }
+        // Under MPI only the commands that split their work across ranks run.
+        if let w = MPIWorld.current {
+            let name = type(of: command)._commandName
+            if !["eval", "pgd", "apgd", "square", "autoattack", "transfer", "defend", "curve", "calibrate", "ood", "train"].contains(name) {
+                if w.rank == 0 { FileHandle.standardError.write(Data("Error: '\(name)' does not split across MPI ranks; run it as one process (without mpirun)\n".utf8)) }
+                MPIWorld.finish()
+                Foundation.exit(64)
+            }
+        }
         do {
             try command.run()
         } catch let e as ValidationError {

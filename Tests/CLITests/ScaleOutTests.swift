@@ -114,6 +114,10 @@ final class ScaleOutTests: XCTestCase {
         let bad = try run(["pgd", "--limit", "1", "--steps", "1"], in: d, ranks: 2)
         XCTAssertNotEqual(bad.code, 0)
         XCTAssertTrue(bad.err.contains("2 MPI ranks but only 1 images"), bad.err)
+        // A command that does not split across ranks says so instead of running N times.
+        let info = try run(["info"], in: d, ranks: 2)
+        XCTAssertNotEqual(info.code, 0)
+        XCTAssertTrue(info.err.contains("'info' does not split across MPI ranks"), info.err)
     }
 
     /// Iteration, CE and p(x) term of each `--log-every 1` line.
