@@ -53,6 +53,7 @@ struct Train: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Checkpoint every N iterations (and at each epoch end).") var checkpointEvery: Int = 200
     @Option(name: .long, parsing: .unconditional, help: "Divergence guard: roll back when |loss| exceeds this.") var lossBound: Float = 1e8
     @Option(name: .long, parsing: .unconditional, help: "Give up after this many roll-backs.") var maxRestarts: Int = 5
+    @Option(name: .long, parsing: .unconditional, help: "Semi-supervised: p(y|x) sees only N labelled images per class (a seeded choice), p(x) every training image. With --px-weight 0: a classifier trained on that labelled subset alone.") var labelsPerClass: Int?
     @Option(name: .long, parsing: .unconditional, help: "Learning-rate factor at each roll-back.") var restartLrFactor: Float = 0.5
     @Option(name: .long, help: "Start a new run from this model's weights (jem, baseline or a file; same architecture), e.g. to fine-tune a classifier as a JEM.") var initFrom: String?
     @Option(name: .long, parsing: .unconditional, help: "Stop after N iterations in this invocation (resume later).") var maxIters: Int?
@@ -87,6 +88,7 @@ struct Train: ParsableCommand {
         try Check.range(toChannels, 1...WRNConfig.maxInChannels, "--to-channels")
         try Check.range(valSize, 0...10_000_000, "--val-size")
         try Check.range(checkpointEvery, 1...10_000_000, "--checkpoint-every")
+        if let n = labelsPerClass, n < 1 { throw ValidationError("--labels-per-class must be ≥ 1 (labelled images per class), got \(n)") }
         try Check.positive(lossBound, "--loss-bound")
         try Check.range(maxRestarts, 0...100, "--max-restarts")
         try Check.finite(restartLrFactor, 0...1, "--restart-lr-factor")
@@ -117,6 +119,7 @@ struct Train: ParsableCommand {
         c.dataNoise = dataNoise; c.augment = !noAugment; c.flip = !noFlip && !(data.hasPrefix("mnist") || data.hasPrefix("svhn"));
         c.padTo = padTo; c.toChannels = toChannels; c.validationSize = valSize; c.seed = runtime.seed
         c.checkpointEvery = checkpointEvery; c.lossBound = lossBound; c.maxRestarts = maxRestarts; c.restartLRFactor = restartLrFactor
+        c.labelsPerClass = labelsPerClass
         return c
     }
 

@@ -115,6 +115,29 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(try ModelIO.load(path: t.modelPath).wideResNet!.config.archName, "wrn-10-1")
     }
 
+    /// Semi-supervised: p(y|x) sees exactly N labelled images per class, the run still learns from
+    /// them, and a request for more labels than a class holds is refused before training.
+    func testLabelsPerClassUsesOnlyTheLabelledSubset() throws {
+        let data = try toyData()
+        var c = toyConfig()
+        c.labelsPerClass = 4
+        let t = try Trainer(config: c, data: data, outDir: tempDir("train-semi"))
+        let l = try XCTUnwrap(t.labelled)
+        XCTAssertEqual(l.count, 8)
+        XCTAssertEqual(Set(l).count, 8)
+        XCTAssertEqual(l.filter { t.train.labels[$0] == 0 }.count, 4)
+        try t.run()
+        XCTAssertGreaterThan(try t.accuracy(of: try XCTUnwrap(t.validation)), 0.75)
+        // The same seed picks the same labelled images.
+        XCTAssertEqual(try Trainer(config: c, data: data, outDir: tempDir("train-semi2")).labelled, l)
+        c.labelsPerClass = 60
+        XCTAssertThrowsError(try Trainer(config: c, data: data, outDir: tempDir("train-semi3"))) { e in
+            XCTAssertTrue("\(e)".contains("--labels-per-class 60 is more than the smallest class of the training images holds ("), "\(e)")
+        }
+        c.labelsPerClass = 0
+        XCTAssertThrowsError(try c.validate(trainCount: 96)) { e in XCTAssertTrue("\(e)".contains("--labels-per-class must be ≥ 1"), "\(e)") }
+    }
+
     func testResumeAfterKillEqualsUninterruptedRun() throws {
         let data = try toyData()
         let a = try Trainer(config: toyConfig(), data: data, outDir: tempDir("train-a"))

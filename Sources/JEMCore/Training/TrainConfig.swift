@@ -50,6 +50,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var restartLRFactor: Float = 0.5
     /// The model file a new run's weights were initialised from (nil: random initialisation).
     public var initFrom: String? = nil
+    /// Semi-supervised training (the reference's labels_per_class): p(y|x) sees only this many
+    /// labelled images per class, p(x) every training image (nil: every image is labelled).
+    public var labelsPerClass: Int? = nil
 
     public init() {}
 
@@ -89,5 +92,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         guard trainCount - validationSize >= batchSize else { throw bad("--batch-size \(batchSize) is larger than the \(trainCount - validationSize) training examples") }
         guard checkpointEvery >= 1 else { throw bad("--checkpoint-every must be ≥ 1, got \(checkpointEvery)") }
         guard maxRestarts >= 0 else { throw bad("--max-restarts must be ≥ 0") }
+        if let n = labelsPerClass {
+            guard n >= 1 else { throw bad("--labels-per-class must be ≥ 1, got \(n)") }
+            guard pxyWeight == 0 else { throw bad("--labels-per-class trains p(y|x) and p(x); the p(x|y) term (--pxy-weight) is not supported with it") }
+        }
     }
 }

@@ -109,6 +109,19 @@ public final class Trainer {
             let (vx, vy) = data.batch(valIdx)
             validation = try Dataset(images: vx, labels: vy, numClasses: data.numClasses, name: data.name + " (held out)")
         } else { validation = nil }
+        if let n = config.labelsPerClass {
+            // The first n images of each class in a seeded order of the training images.
+            var counts = [Int](repeating: 0, count: train.numClasses)
+            for y in train.labels { counts[y] += 1 }
+            let smallest = counts.min() ?? 0
+            guard n <= smallest else {
+                throw JEMError.invalidArgument("--labels-per-class \(n) is more than the smallest class of the training images holds (\(smallest), class \(counts.firstIndex(of: smallest)!)); use 1...\(smallest)")
+            }
+            var r = SeededRandom(seed: config.seed ^ 0x1AB_E1ED)
+            var taken = [Int](repeating: 0, count: train.numClasses), picked: [Int] = []
+            for i in r.permutation(train.count) where taken[train.labels[i]] < n { taken[train.labels[i]] += 1; picked.append(i) }
+            labelled = picked.sorted()
+        } else { labelled = nil }
         let (d, k) = try WRNConfig.parseArch(config.arch)
         model = try WideResNet(config: WRNConfig(depth: d, width: k, inChannels: data.channels, numClasses: data.numClasses,
                                                  norm: config.norm, inputMean: inputMean, inputStd: inputStd))
@@ -123,6 +136,9 @@ public final class Trainer {
             for i in 0..<config.bufferSize { initSample(buffer, row: i, label: i * data.numClasses / config.bufferSize, rng: &rng) }
         }
     }
+
+    /// Semi-supervised runs: the training images whose labels p(y|x) may see.
+    public let labelled: [Int]?
 
     /// Starts a new run from another model's weights (e.g. a trained classifier, to fine-tune it
     /// as a JEM). The architectures must agree exactly.
@@ -223,6 +239,22 @@ public final class Trainer {
             for i in 0..<x.count { x.data[i] += c.inputStd[(i / hw) % c.inChannels] * noise.data[i] }
         }
         if m != b { x = x.rows(lo, m); y = Array(y[lo..<(lo + m)]) }
+        // Semi-supervised: p(y|x) takes a batch of the labelled images (drawn with replacement,
+        // from a generator of its own), p(x) the batch of all images above.
+        var xl: Tensor? = nil, yl: [Int] = []
+        if let labelled {
+            var lr = SeededRandom(seed: Trainer.mix(config.seed ^ 0x1AB_E1ED, UInt64(state.restarts), UInt64(it)))
+            let pick = (0..<b).map { _ in labelled[Int(lr.next() % UInt64(labelled.count))] }
+            var (a, ay) = train.batch(pick[...])
+            if config.augment { augment(a, rng: &lr) }
+            if config.dataNoise > 0 {
+                let noise = Tensor(shape: a.shape); lr.fillNormal(noise, std: config.dataNoise)
+                let c = model.config, hw = a.shape[2] * a.shape[3]
+                for i in 0..<a.count { a.data[i] += c.inputStd[(i / hw) % c.inChannels] * noise.data[i] }
+            }
+            if m != b { a = a.rows(lo, m); ay = Array(ay[lo..<(lo + m)]) }
+            xl = a; yl = ay
+        }
         var input = x
         var qIdx: [Int] = [], qLabels: [Int]? = nil
         let useSamples = buffer != nil
@@ -244,6 +276,10 @@ public final class Trainer {
             buffer.scatter(rows: qIdx, from: all)
             input = try Tensor.concat([x, xq])
         }
+        // Rows of the batch: data (p(x), and p(y|x) unless semi-supervised), samples, labelled.
+        let useData = xl == nil || useSamples
+        if let xl { input = useData ? try Tensor.concat([input, xl]) : xl }
+        let qOff = m, lOff = useData ? (useSamples ? 2 * m : m) : 0
         model.zeroGradients()
         // Sums over this slice: CE, correct, Σ lse f(x), Σ lse f(x_q), the p(x|y) and energy-L2 terms.
         var sums = [Double](repeating: 0, count: 6)
@@ -251,18 +287,23 @@ public final class Trainer {
         _ = try model.accumulateParameterGradients(input, training: true) { z in
             let k = z.shape[1]
             let d = Tensor(shape: z.shape)
-            let zd = z.rows(0, m)
-            let ce = try Losses.crossEntropy(zd, labels: y)
+            let semi = xl != nil
+            // The p(y|x) rows: the data batch, or the labelled batch of a semi-supervised run.
+            let zc = z.rows(semi ? lOff : 0, m), yc = semi ? yl : y
+            let zd = semi && useData ? z.rows(0, m) : zc
+            let ce = try Losses.crossEntropy(zc, labels: yc)
             let lseD = Losses.logsumexp(zd)
-            let pred = zd.argmaxRows()
+            let pred = zc.argmaxRows()
             sums[0] = Double(ce.reduce(0, +))
-            sums[1] = Double(zip(pred, y).filter { $0 == $1 }.count)
+            sums[1] = Double(zip(pred, yc).filter { $0 == $1 }.count)
             sums[2] = Double(lseD.reduce(0, +))
             let inv = 1 / Float(b)
             let dd = Tensor(shape: [m, k])
-            try Losses.addCrossEntropyGradient(dd, logits: zd, labels: y, weights: Array(repeating: c.pyxWeight * inv, count: m))
+            let dc = semi ? Tensor(shape: [m, k]) : dd
+            try Losses.addCrossEntropyGradient(dc, logits: zc, labels: yc, weights: Array(repeating: c.pyxWeight * inv, count: m))
+            if semi { d.setRows(lOff, dc) }
             if useSamples {
-                let zq = z.rows(m, m)
+                let zq = z.rows(qOff, m)
                 let lseQ = Losses.logsumexp(zq)
                 sums[3] = Double(lseQ.reduce(0, +))
                 let dq = Tensor(shape: [m, k])
@@ -283,9 +324,9 @@ public final class Trainer {
                     Losses.addLogsumexpGradient(dd, logits: zd, weights: lseD.map { 2 * c.energyL2 * $0 * inv })
                     Losses.addLogsumexpGradient(dq, logits: zq, weights: lseQ.map { 2 * c.energyL2 * $0 * inv })
                 }
-                d.setRows(m, dq)
+                d.setRows(qOff, dq)
             }
-            d.setRows(0, dd)
+            if !semi || useData { d.setRows(0, dd) }
             return d
         }
         if let group {
