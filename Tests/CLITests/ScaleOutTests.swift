@@ -120,6 +120,41 @@ final class ScaleOutTests: XCTestCase {
         XCTAssertTrue(info.err.contains("'info' does not split across MPI ranks"), info.err)
     }
 
+    func testKilledRankEndsTheJobWithNothingWritten() throws {
+        try XCTSkipUnless(haveMPI, "Open MPI is not installed (scripts/setup.sh installs it)")
+        let d = workDir("kill")
+        let marker = "\(d)/killed.json"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
+        p.arguments = ["-n", "2", "--mca", "btl", "tcp,self", binary, "pgd", "--limit", "2000", "--threads", "1", "--json", marker]
+        var env = ProcessInfo.processInfo.environment
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        p.environment = env
+        let e = Pipe(), o = Pipe()
+        p.standardError = e; p.standardOutput = o
+        try p.run()
+        // Wait for both ranks, then kill the newest one (a rank, not mpirun).
+        var pids: [String] = []
+        for _ in 0..<100 where pids.count < 2 {
+            Thread.sleep(forTimeInterval: 0.2)
+            let q = Process(), out = Pipe()
+            q.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
+            q.arguments = ["-f", "^\(binary) pgd --limit 2000 --threads 1 --json \(marker)"]
+            q.standardOutput = out
+            try q.run(); q.waitUntilExit()
+            pids = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n").map(String.init)
+        }
+        XCTAssertEqual(pids.count, 2, "both ranks should be running")
+        Thread.sleep(forTimeInterval: 1)
+        kill(pid_t(pids.last!)!, SIGKILL)
+        let err = String(decoding: e.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        _ = o.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        XCTAssertNotEqual(p.terminationStatus, 0)
+        XCTAssertTrue(err.contains("rank"), err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: marker), "a killed job must not leave a report")
+    }
+
     /// Iteration, CE and p(x) term of each `--log-every 1` line.
     func losses(_ out: String) -> [(Int, Double, Double)] {
         out.split(separator: "\n").compactMap { l in
