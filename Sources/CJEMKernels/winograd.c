@@ -61,41 +61,51 @@ static void transform_weights(float* U, const float* w, int OC, int C, int flip_
 
 // V[ξ][c][t] (matrices xs floats apart, rows T = nb·TI long) = (Bᵀ d B)[ξ] for the 4×4 input
 // tile d at (2ty − 1, 2tx − 1) of images n0 ..< n0 + nb (zero outside the image).
+// One tile row at a time: its 4 input rows are copied into zero-padded buffers (entry p holds
+// column p − 1), so the loop over the tiles of the row has no branches and stride-2 loads, and
+// the compiler vectorises it across tiles. The arithmetic is the scalar one, in the same order.
 static void transform_input(float* V, size_t xs, const float* inp, int n0, int nb, int C, int H, int W) {
     const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW, T = nb * TI;
+    const int PW = 2 * TW + 2;
+    float* rows = malloc(sizeof(float) * 4 * (size_t)PW);
     for (int i = 0; i < nb; i++) {
         for (int c = 0; c < C; c++) {
             const float* x = inp + ((size_t)(n0 + i) * C + c) * H * W;
             float* vb = V + (size_t)c * T + (size_t)i * TI;
             for (int ty = 0; ty < TH; ty++) {
+                for (int r = 0; r < 4; r++) {
+                    float* R = rows + (size_t)r * PW;
+                    const int yy = 2 * ty - 1 + r;
+                    memset(R, 0, sizeof(float) * (size_t)PW);
+                    if (yy >= 0 && yy < H) memcpy(R + 1, x + (size_t)yy * W, sizeof(float) * (size_t)W);
+                }
+                const float* restrict R0 = rows;
+                const float* restrict R1 = rows + PW;
+                const float* restrict R2 = rows + 2 * (size_t)PW;
+                const float* restrict R3 = rows + 3 * (size_t)PW;
+                float* restrict o[16];
+                for (int k = 0; k < 16; k++) o[k] = vb + (size_t)k * xs + (size_t)ty * TW;
+                float* restrict o0 = o[0]; float* restrict o1 = o[1]; float* restrict o2 = o[2]; float* restrict o3 = o[3];
+                float* restrict o4 = o[4]; float* restrict o5 = o[5]; float* restrict o6 = o[6]; float* restrict o7 = o[7];
+                float* restrict o8 = o[8]; float* restrict o9 = o[9]; float* restrict o10 = o[10]; float* restrict o11 = o[11];
+                float* restrict o12 = o[12]; float* restrict o13 = o[13]; float* restrict o14 = o[14]; float* restrict o15 = o[15];
                 for (int tx = 0; tx < TW; tx++) {
-                    float d[16];
-                    const int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
-                    if (y0 >= 0 && x0 >= 0 && y0 + 3 < H && x0 + 3 < W) {
-                        for (int r = 0; r < 4; r++) memcpy(d + 4 * r, x + (size_t)(y0 + r) * W + x0, 4 * sizeof(float));
-                    } else {
-                        for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++) {
-                            int yy = y0 + r, xx = x0 + q;
-                            d[4 * r + q] = (yy >= 0 && yy < H && xx >= 0 && xx < W) ? x[(size_t)yy * W + xx] : 0.f;
-                        }
-                    }
-                    float t[16];   // Bᵀ d
+                    const int p = 2 * tx;
+                    float t[16];   // Bᵀ d: rows a = d[0][q], b = d[1][q], e = d[2][q], f = d[3][q]
                     for (int q = 0; q < 4; q++) {
-                        float a = d[q], b = d[4 + q], e = d[8 + q], f = d[12 + q];
+                        const float a = R0[p + q], b = R1[p + q], e = R2[p + q], f = R3[p + q];
                         t[q] = a - e; t[4 + q] = b + e; t[8 + q] = e - b; t[12 + q] = b - f;
                     }
-                    const size_t tt = (size_t)ty * TW + tx;
-                    for (int r = 0; r < 4; r++) {   // (Bᵀ d) B
-                        float a = t[4 * r], b = t[4 * r + 1], e = t[4 * r + 2], f = t[4 * r + 3];
-                        vb[(size_t)(4 * r + 0) * xs + tt] = a - e;
-                        vb[(size_t)(4 * r + 1) * xs + tt] = b + e;
-                        vb[(size_t)(4 * r + 2) * xs + tt] = e - b;
-                        vb[(size_t)(4 * r + 3) * xs + tt] = b - f;
-                    }
+                    // (Bᵀ d) B
+                    o0[tx] = t[0] - t[2];   o1[tx] = t[1] + t[2];   o2[tx] = t[2] - t[1];   o3[tx] = t[1] - t[3];
+                    o4[tx] = t[4] - t[6];   o5[tx] = t[5] + t[6];   o6[tx] = t[6] - t[5];   o7[tx] = t[5] - t[7];
+                    o8[tx] = t[8] - t[10];  o9[tx] = t[9] + t[10];  o10[tx] = t[10] - t[9]; o11[tx] = t[9] - t[11];
+                    o12[tx] = t[12] - t[14]; o13[tx] = t[13] + t[14]; o14[tx] = t[14] - t[13]; o15[tx] = t[13] - t[15];
                 }
             }
         }
     }
+    free(rows);
 }
 
 // out (N, OC, H, W) = winograd conv of inp (N, C, H, W) with transformed kernel U (16, OC, C).
