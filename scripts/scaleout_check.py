@@ -28,10 +28,13 @@ COMMANDS = {
     "square": (["square", "--n-queries", "30" if q else "300"], True, True),
     # The identity of the outputs does not depend on the attack budgets, so the full runs use
     # shortened ones (five runs of each command): AutoAttack standard with 20 iterations and 500
-    # queries; the defense with 3 SGLD steps, 5 APGD steps, 2 evaluation runs, 20 Square queries.
+    # queries; the defense with 3 SGLD steps, 5 APGD steps, 2 evaluation runs, 20 Square queries
+    # and without the transfer attack (the same AutoAttack machinery, checked above and by --quick).
     "autoattack": (["autoattack"] + (["--n-iter", "4", "--n-queries", "20", "--n-target-classes", "2"] if q else ["--n-iter", "20", "--n-queries", "500"]), True, True),
     "defend": (["defend", "--sgld-steps", "2" if q else "3", "--steps", "3" if q else "5", "--eval-runs", "2",
-                "--n-queries", "10" if q else "20", "--chains", "2"], True, True),
+                "--n-queries", "10" if q else "20", "--chains", "2"]
+               # transfer runs full AutoAttack on the bare model per point (the quick run covers it)
+               + ([] if q else ["--attacks", "apgd-ce,apgd-dlr,bpda,square"]), True, True),
     "calibrate": (["calibrate", "--refine", "2", "--chains", "2"], False, False),
     "ood": (["ood", "--ood", "uniform", "--ood", "permuted"], False, False),
     "curve": (["curve", "--eps", "0,2/255,8/255", "--steps", "3" if q else "10", "--series", "jem:none", "--series", "jem:1"], False, False),
