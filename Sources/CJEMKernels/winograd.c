@@ -112,8 +112,13 @@ static void transform_input(float* V, size_t xs, const float* inp, int n0, int n
 static void winograd_run(float* out, const float* inp, const float* U, const float* bias,
                          int N, int C, int H, int W, int OC, float* work, int act, float slope) {
     const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW;
-    const int NB = chunk_images(H, W), NC = (N + NB - 1) / NB;
-    const size_t tmax = (size_t)NB * TI;
+    // Batch-invariant mode batches only within a group of rows that always travel together
+    // (chunks hold whole groups); otherwise every image gets GEMMs of its own.
+    int g = jem_batch_invariant() ? jem_invariant_group() : 1;
+    const int NB0 = chunk_images(H, W);
+    if (g > NB0 || N % g != 0) g = 1;
+    const int NB = jem_batch_invariant() ? (NB0 / g) * g : NB0, NC = (N + NB - 1) / NB;
+    const size_t tmax = (size_t)NB0 * TI;
     #pragma omp parallel for schedule(static) if (NC > 1)
     for (int ch = 0; ch < NC; ch++) {
         const int n0 = ch * NB, nb = (N - n0) < NB ? (N - n0) : NB;
@@ -122,14 +127,15 @@ static void winograd_run(float* out, const float* inp, const float* U, const flo
         float* M = V + 16 * (tmax * (size_t)C + SKEW);
         const size_t xs = (size_t)C * T + SKEW, ms = (size_t)OC * T + SKEW;   // strides between the 16 matrices
         transform_input(V, xs, inp, n0, nb, C, H, W);
-        // Batch-invariant mode: one GEMM per image, always of shape (OC, TI, C), so an image's
-        // result does not depend on how many images share its chunk (BLAS kernels depend on shape).
-        const int per_image = jem_batch_invariant();
+        // Batch-invariant mode: one GEMM per group (an image, or an example's chains), always of
+        // shape (OC, g·TI, C), so a result does not depend on what else shares the chunk (BLAS
+        // kernels depend on shape).
+        const int per_group = jem_batch_invariant();
         for (int xi = 0; xi < 16; xi++) {
             const float* u = U + (size_t)xi * ((size_t)OC * C + SKEW);
-            if (per_image) {
-                for (int i = 0; i < nb; i++)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, TI, C,
+            if (per_group) {
+                for (int i = 0; i < nb; i += g)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, g * TI, C,
                                 1.0f, u, C, V + (size_t)xi * xs + (size_t)i * TI, T, 0.0f, M + (size_t)xi * ms + (size_t)i * TI, T);
             } else {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, T, C,

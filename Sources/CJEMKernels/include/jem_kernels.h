@@ -24,6 +24,10 @@ int jem_num_threads(void);
 /// size, so an image's outputs are bitwise the same in any batch (the attacks' determinism needs it).
 void jem_set_batch_invariant(int on);
 int jem_batch_invariant(void);
+/// In batch-invariant mode: rows come in aligned groups of g that always travel together (an
+/// example's SGLD chains), so kernels may batch within a group. 1: every row on its own.
+void jem_set_invariant_group(int g);
+int jem_invariant_group(void);
 
 // ---- convolution (im2col + sgemm, one image per OpenMP thread) ------------------------------
 /// Floats of workspace the conv kernels need: threads * (C*KH*KW*OH*OW + OC*C*KH*KW).
