@@ -67,7 +67,7 @@ static void transform_weights(float* U, const float* w, int OC, int C, int flip_
 static void transform_input(float* V, size_t xs, const float* inp, int n0, int nb, int C, int H, int W) {
     const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW, T = nb * TI;
     const int PW = 2 * TW + 2;
-    float* rows = malloc(sizeof(float) * 4 * (size_t)PW);
+    float rows[4 * PW];   // on the stack: no allocation per call
     for (int i = 0; i < nb; i++) {
         for (int c = 0; c < C; c++) {
             const float* x = inp + ((size_t)(n0 + i) * C + c) * H * W;
@@ -105,7 +105,6 @@ static void transform_input(float* V, size_t xs, const float* inp, int n0, int n
             }
         }
     }
-    free(rows);
 }
 
 // out (N, OC, H, W) = winograd conv of inp (N, C, H, W) with transformed kernel U (16, OC, C).

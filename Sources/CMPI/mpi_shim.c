@@ -27,8 +27,6 @@ int jem_mpi_finalize(void) { return MPI_Finalize(); }
 
 void jem_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 
-int jem_mpi_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
-
 // Messages larger than INT_MAX bytes go as chunks of MPI_BYTE counts that fit an int.
 #define CHUNK ((int64_t)1 << 30)
 
@@ -61,32 +59,19 @@ int jem_mpi_gather_bytes(const void *buf, int64_t len, void **out, int64_t *lens
     return MPI_SUCCESS;
 }
 
-int jem_mpi_bcast_bytes(void *buf, int64_t len) {
+// In-place sums in int-sized pieces (MPI counts are ints).
+static int allreduce_sum(void *buf, int64_t n, MPI_Datatype type, int size) {
     int rc = MPI_SUCCESS;
-    for (int64_t off = 0; off < len && rc == MPI_SUCCESS; off += CHUNK) {
-        int n = (int)(len - off < CHUNK ? len - off : CHUNK);
-        rc = MPI_Bcast((char *)buf + off, n, MPI_BYTE, 0, MPI_COMM_WORLD);
+    const int64_t piece = CHUNK / size;
+    for (int64_t off = 0; off < n && rc == MPI_SUCCESS; off += piece) {
+        int k = (int)(n - off < piece ? n - off : piece);
+        rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * size, k, type, MPI_SUM, MPI_COMM_WORLD);
     }
     return rc;
 }
 
-int jem_mpi_allreduce_sum_float(float *buf, int64_t n) {
-    int rc = MPI_SUCCESS;
-    for (int64_t off = 0; off < n && rc == MPI_SUCCESS; off += CHUNK / 4) {
-        int k = (int)(n - off < CHUNK / 4 ? n - off : CHUNK / 4);
-        rc = MPI_Allreduce(MPI_IN_PLACE, buf + off, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    }
-    return rc;
-}
-
-int jem_mpi_allreduce_sum_double(double *buf, int64_t n) {
-    int rc = MPI_SUCCESS;
-    for (int64_t off = 0; off < n && rc == MPI_SUCCESS; off += CHUNK / 8) {
-        int k = (int)(n - off < CHUNK / 8 ? n - off : CHUNK / 8);
-        rc = MPI_Allreduce(MPI_IN_PLACE, buf + off, k, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    }
-    return rc;
-}
+int jem_mpi_allreduce_sum_float(float *buf, int64_t n) { return allreduce_sum(buf, n, MPI_FLOAT, 4); }
+int jem_mpi_allreduce_sum_double(double *buf, int64_t n) { return allreduce_sum(buf, n, MPI_DOUBLE, 8); }
 
 void jem_mpi_error_string(int code, char *out, int cap) {
     char s[MPI_MAX_ERROR_STRING];

@@ -74,18 +74,6 @@ struct MPIWorld {
         let rc = jem_mpi_allreduce_sum_double(buf, Int64(count))
         guard rc == 0 else { throw JEMError.invalidArgument("MPI allreduce failed at rank \(w.rank): \(message(rc))") }
     }
-
-    /// Rank 0's bytes on every rank.
-    static func broadcast(_ d: Data) throws -> Data {
-        guard let w = current else { return d }
-        var n = Int64(d.count)
-        var rc = withUnsafeMutableBytes(of: &n) { jem_mpi_bcast_bytes($0.baseAddress, 8) }
-        guard rc == 0 else { throw JEMError.invalidArgument("MPI broadcast failed at rank \(w.rank): \(message(rc))") }
-        var buf = w.rank == 0 ? d : Data(count: Int(n))
-        rc = buf.withUnsafeMutableBytes { jem_mpi_bcast_bytes($0.baseAddress, n) }
-        guard rc == 0 else { throw JEMError.invalidArgument("MPI broadcast failed at rank \(w.rank): \(message(rc))") }
-        return buf
-    }
 }
 
 /// The MPI ranks as a data-parallel training group.

@@ -124,6 +124,12 @@ struct Part<C: Codable, O: Codable>: Codable {
     var adversarials: String?
     var context: C
     var outcome: O
+
+    /// The fields merge checks before it knows the command.
+    var header: PartHeader {
+        PartHeader(format: format, command: command, shard: shard, shards: shards, n: n, first: first, count: count,
+                   fingerprint: fingerprint, adversarials: adversarials)
+    }
 }
 
 /// A per-example outcome that parts can be combined into (in shard order).
@@ -149,8 +155,7 @@ struct PartHeader: Codable {
 extension Part where O: Mergeable {
     /// Checks that the parts are the shards 1...N of one run, each once, and combines them.
     static func merge(_ parts: [Part], sources: [String]) throws -> Part {
-        let headers = parts.map { PartHeader(format: $0.format, command: $0.command, shard: $0.shard, shards: $0.shards, n: $0.n,
-                                             first: $0.first, count: $0.count, fingerprint: $0.fingerprint, adversarials: $0.adversarials) }
+        let headers = parts.map(\.header)
         let order = try checkParts(headers, sources: sources)
         var out = parts[order[0]]
         out.outcome = try O.merge(order.map { parts[$0].outcome })

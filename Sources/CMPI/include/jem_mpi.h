@@ -13,12 +13,9 @@ int jem_mpi_init(int *rank, int *size, int *local_size);
 int jem_mpi_finalize(void);
 /// Ends every rank of the job with `code`.
 void jem_mpi_abort(int code);
-int jem_mpi_barrier(void);
 /// Gathers `len` bytes from every rank at rank 0. At rank 0, *out receives a malloc'd buffer of
 /// all parts in rank order and lens[r] (size entries, caller-allocated) each part's length.
 int jem_mpi_gather_bytes(const void *buf, int64_t len, void **out, int64_t *lens);
-/// Broadcasts `len` bytes from rank 0.
-int jem_mpi_bcast_bytes(void *buf, int64_t len);
 /// In-place sum over ranks.
 int jem_mpi_allreduce_sum_float(float *buf, int64_t n);
 int jem_mpi_allreduce_sum_double(double *buf, int64_t n);

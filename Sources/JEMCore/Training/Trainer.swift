@@ -222,6 +222,19 @@ public final class Trainer {
         }
     }
 
+    /// The training images `idx`, augmented and with the data noise added (the global batch: every
+    /// rank draws the same randomness).
+    func inputBatch(_ idx: ArraySlice<Int>, rng: inout SeededRandom) -> (Tensor, [Int]) {
+        let (x, y) = train.batch(idx)
+        if config.augment { augment(x, rng: &rng) }
+        if config.dataNoise > 0 {
+            let noise = Tensor(shape: x.shape); rng.fillNormal(noise, std: config.dataNoise)
+            let c = model.config, hw = x.shape[2] * x.shape[3]
+            for i in 0..<x.count { x.data[i] += c.inputStd[(i / hw) % c.inChannels] * noise.data[i] }
+        }
+        return (x, y)
+    }
+
     func step(iteration it: Int) throws -> StepStats {
         let b = config.batchSize
         // This process's slice of the global batch (the whole batch without a group).
@@ -231,13 +244,7 @@ public final class Trainer {
         let perm = permutation(epoch: epoch)
         // Every rank draws the whole global batch's randomness from the same generator and keeps its slice.
         var rng = SeededRandom(seed: Trainer.mix(config.seed, UInt64(state.restarts), UInt64(it)))
-        var (x, y) = train.batch(perm[(pos * b)..<((pos + 1) * b)])
-        if config.augment { augment(x, rng: &rng) }
-        if config.dataNoise > 0 {
-            let noise = Tensor(shape: x.shape); rng.fillNormal(noise, std: config.dataNoise)
-            let c = model.config, hw = x.shape[2] * x.shape[3]
-            for i in 0..<x.count { x.data[i] += c.inputStd[(i / hw) % c.inChannels] * noise.data[i] }
-        }
+        var (x, y) = inputBatch(perm[(pos * b)..<((pos + 1) * b)], rng: &rng)
         if m != b { x = x.rows(lo, m); y = Array(y[lo..<(lo + m)]) }
         // Semi-supervised: p(y|x) takes a batch of the labelled images (drawn with replacement,
         // from a generator of its own), p(x) the batch of all images above.
@@ -245,13 +252,7 @@ public final class Trainer {
         if let labelled {
             var lr = SeededRandom(seed: Trainer.mix(config.seed ^ 0x1AB_E1ED, UInt64(state.restarts), UInt64(it)))
             let pick = (0..<b).map { _ in labelled[Int(lr.next() % UInt64(labelled.count))] }
-            var (a, ay) = train.batch(pick[...])
-            if config.augment { augment(a, rng: &lr) }
-            if config.dataNoise > 0 {
-                let noise = Tensor(shape: a.shape); lr.fillNormal(noise, std: config.dataNoise)
-                let c = model.config, hw = a.shape[2] * a.shape[3]
-                for i in 0..<a.count { a.data[i] += c.inputStd[(i / hw) % c.inChannels] * noise.data[i] }
-            }
+            var (a, ay) = inputBatch(pick[...], rng: &lr)
             if m != b { a = a.rows(lo, m); ay = Array(ay[lo..<(lo + m)]) }
             xl = a; yl = ay
         }
