@@ -129,6 +129,35 @@ def workloads(a, names):
                     adv = torch.min(torch.max(adv + alpha * g.sign(), x - eps), x + eps).clamp(0, 1).detach()
                 refined_logits(adv, False)[0].argmax(1)
             add("defend", 16, median_time(a.repeats, defend))
+        elif name == "defend_full":
+            # The same attack through the whole defense: the exact gradient of the averaged logits
+            # with respect to the input, through all 10 Langevin steps of all 5 chains
+            # (torch.autograd.grad(create_graph=True) at every step), as `defend --gradient full`.
+            x, y = torch.rand(16, 1, 28, 28), torch.arange(16) % 10
+
+            def chain_logits(x01, graph):
+                u = ((x01 - mean) / std).repeat_interleave(5, 0)
+                u = u + 0.03 * torch.randn_like(u)
+                for _ in range(10):
+                    if not graph:
+                        u = u.detach().requires_grad_(True)
+                    e = torch.logsumexp(m.class_output(m.f(u)), 1).sum()
+                    g = torch.autograd.grad(e, u, create_graph=graph)[0]
+                    u = u + g + 0.01 * torch.randn_like(u)
+                if not graph:
+                    u = u.detach()
+                return m.class_output(m.f(u)).view(-1, 5, 10).mean(1)
+
+            def defend_full():
+                chain_logits(x, False).argmax(1)
+                eps, alpha = 8 / 255, 2 / 255
+                adv = (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1)
+                for _ in range(10):
+                    xa = adv.clone().requires_grad_(True)
+                    g = torch.autograd.grad(F.cross_entropy(chain_logits(xa, True), y), xa)[0]
+                    adv = torch.min(torch.max(adv + alpha * g.sign(), x - eps), x + eps).clamp(0, 1).detach()
+                chain_logits(adv, False).argmax(1)
+            add("defend_full", 16, median_time(a.repeats, defend_full))
         elif name == "latency":
             x = torch.rand(1, 1, 28, 28)
 
@@ -142,7 +171,7 @@ def workloads(a, names):
             add("forward_b1", 1, median_time(a.repeats * 20, fwd))
             add("input_grad_b1", 1, median_time(a.repeats * 20, grad))
         else:
-            raise SystemExit(f"--workload {name!r} is unknown; expected sgld, pgd, train, defend, latency")
+            raise SystemExit(f"--workload {name!r} is unknown; expected sgld, pgd, train, defend, defend_full, latency")
     return rows
 
 

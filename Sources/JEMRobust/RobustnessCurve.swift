@@ -30,31 +30,42 @@ public enum RobustnessCurve {
                               seed: seed, evalRuns: evalRuns, progress: progress), epsilons: epsilons)
     }
 
-    /// Per ε, which examples are robust at it and every smaller one. Example i's random choices
-    /// are keyed by `indices[i]` (its index in the whole selection; default i).
+    /// Per ε, which examples are robust at it and every smaller one, under PGD with `template`'s
+    /// settings (step/ε kept). Example i's random choices are keyed by `indices[i]` (its index in
+    /// the whole selection; default i).
     public static func perExample(_ model: Classifier, epsilons: [Float], template: PGDConfig, images: Tensor, labels: [Int],
                                   indices: [Int]? = nil, batchSize: Int, seed: UInt64, evalRuns: Int = 1,
                                   progress: (Int) -> Void = { _ in }) throws -> [[Bool]] {
+        let gid = indices ?? Array(0..<labels.count)
+        let ratio = template.epsilon > 0 ? template.stepSize / template.epsilon : 0.25
+        return try perExample(epsilons: epsilons, count: labels.count, progress: progress) { k, e, alive in
+            var c = template
+            c.epsilon = e; c.stepSize = ratio * e
+            let all = alive.count == labels.count
+            let r = try Evaluation.run(model, attack: try PGD(config: c), images: all ? images : images.gather(rows: alive),
+                                       labels: all ? labels : alive.map { labels[$0] }, batchSize: batchSize,
+                                       seed: seed &+ UInt64(k), indices: alive.map { gid[$0] }, evalRuns: evalRuns, targeted: c.targeted)
+            return r.robustCorrect
+        }
+    }
+
+    /// The one loop over ε: `robustAt(k, ε_k, alive)` attacks the examples `alive` (indices into
+    /// the set, those robust at every smaller ε) at ε_k and says which of them stay robust.
+    public static func perExample(epsilons: [Float], count: Int, progress: (Int) -> Void = { _ in },
+                                  robustAt: (Int, Float, [Int]) throws -> [Bool]) throws -> [[Bool]] {
         guard !epsilons.isEmpty else { throw JEMError.invalidArgument("--eps needs at least one value") }
         for i in 1..<epsilons.count where !(epsilons[i] > epsilons[i - 1]) {
             throw JEMError.invalidArgument("--eps values must be strictly increasing; \(epsilons[i]) follows \(epsilons[i - 1])")
         }
-        let gid = indices ?? Array(0..<labels.count)
-        let ratio = template.epsilon > 0 ? template.stepSize / template.epsilon : 0.25
-        var robust = [Bool](repeating: true, count: labels.count)
+        var robust = [Bool](repeating: true, count: count)
         var out: [[Bool]] = []
         for (k, e) in epsilons.enumerated() {
-            var c = template
-            c.epsilon = e; c.stepSize = ratio * e
             // Only the examples that survived every smaller ε are attacked: the others count as
             // broken whatever happens, so attacking them again would change nothing but the cost.
             let alive = robust.indices.filter { robust[$0] }
             if !alive.isEmpty {
-                let all = alive.count == labels.count
-                let r = try Evaluation.run(model, attack: try PGD(config: c), images: all ? images : images.gather(rows: alive),
-                                           labels: all ? labels : alive.map { labels[$0] }, batchSize: batchSize,
-                                           seed: seed &+ UInt64(k), indices: alive.map { gid[$0] }, evalRuns: evalRuns, targeted: c.targeted)
-                for (j, i) in alive.enumerated() { robust[i] = r.robustCorrect[j] }
+                let r = try robustAt(k, e, alive)
+                for (j, i) in alive.enumerated() { robust[i] = r[j] }
             }
             out.append(robust)
             progress(k + 1)

@@ -69,16 +69,16 @@ func parseAttackList(_ s: String?) throws -> [AutoAttackComponent]? {
 }
 
 /// Parses a comma-separated --attacks list of distinct names, in order.
-func parseNameList<T: RawRepresentable & CaseIterable & Equatable>(_ s: String, as: T.Type) throws -> [T] where T.RawValue == String {
+func parseNameList<T: RawRepresentable & CaseIterable & Equatable>(_ s: String, as: T.Type, flag: String = "--attacks") throws -> [T] where T.RawValue == String {
     var out: [T] = []
     for n in s.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) {
         guard let a = T(rawValue: n) else {
-            throw ValidationError("--attacks: unknown attack '\(n)'; expected some of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError("\(flag): unknown attack '\(n)'; expected some of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard !out.contains(a) else { throw ValidationError("--attacks names '\(n)' twice") }
+        guard !out.contains(a) else { throw ValidationError("\(flag) names '\(n)' twice") }
         out.append(a)
     }
-    guard !out.isEmpty else { throw ValidationError("--attacks names no attack") }
+    guard !out.isEmpty else { throw ValidationError("\(flag) names no attack") }
     return out
 }
 

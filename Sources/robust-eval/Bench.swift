@@ -33,7 +33,8 @@ struct Bench: ParsableCommand {
         End-to-end workloads on the bundled JEM (WRN-10-2, 1×28×28) instead of the layer rows, comma-separated: \
         sgld (20 SGLD steps, batch 64), pgd (PGD-L∞ 8/255, 10 steps, batch 128), train (one iteration of the bundled \
         JEM's training recipe, batch 64), defend (the defense at its defaults under 10-step BPDA PGD, batch 16, as \
-        `defend` runs it), latency (batch-1 forward and input gradient).
+        `defend` runs it), defend_full (the same PGD with the exact gradient through all chains and steps), \
+        latency (batch-1 forward and input gradient).
         """) var workload: String?
     @Option(name: .long, help: "An ONNX (or .safetensors) model: time its forward and input gradient on random images of its input size instead of the layer rows.") var model: String?
     @OptionGroup var runtime: RuntimeOptions
@@ -53,7 +54,7 @@ struct Bench: ParsableCommand {
     }
 
     func workloads(_ names: [String]) throws -> [BenchRow] {
-        let known = ["sgld", "pgd", "train", "defend", "latency"]
+        let known = ["sgld", "pgd", "train", "defend", "defend_full", "latency"]
         for n in names where !known.contains(n) {
             throw ValidationError("--workload '\(n)' is unknown; expected one of \(known.joined(separator: ", "))")
         }
@@ -92,6 +93,14 @@ struct Bench: ParsableCommand {
                 let d = try SGLDDefense(model: m, config: DefenseConfig())
                 let pgd = try PGD(config: PGDConfig())
                 add("defend", 16, try median(repeats) {
+                    _ = try Evaluation.run(d, attack: pgd, images: x, labels: y, batchSize: 16, seed: runtime.seed)
+                })
+            case "defend_full":
+                // The same PGD through the whole chain (exact gradient, --gradient full).
+                let x = images(16), y = (0..<16).map { $0 % 10 }
+                let d = try SGLDDefense(model: m, config: DefenseConfig(gradient: .full))
+                let pgd = try PGD(config: PGDConfig())
+                add("defend_full", 16, try median(repeats) {
                     _ = try Evaluation.run(d, attack: pgd, images: x, labels: y, batchSize: 16, seed: runtime.seed)
                 })
             default:

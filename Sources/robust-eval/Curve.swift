@@ -10,6 +10,8 @@ struct CurveSeriesReport: Codable {
     var model: String
     var defense: String
     var gradient: String
+    /// The attack protocol of this series (PGD for bare models, defend's attacks for defended ones).
+    var attack: String
     var seconds: Double
     var points: [CurvePoint]
 }
@@ -30,7 +32,11 @@ struct Curve: ParsableCommand {
         discussion: """
         Series are every --model × every --sgld-steps value ('none' = the bare model; K ≥ 0 = the SGLD-refinement \
         defense with K steps), plus each --series MODEL:K. Example (the paper's comparison): \
-        --series baseline:none --series jem:0 --series jem:1 --series jem:10 --eot 5. \
+        --series baseline:none --series jem:0 --series jem:1 --series jem:10. \
+        Bare models are attacked with PGD (--steps, --restarts, step/ε kept). Defended series get defend's protocol at \
+        every ε: --attacks (default apgd-ce, apgd-dlr, bpda, transfer, square) with APGD of --steps steps, the exact \
+        gradient through the chain (--gradient full) on the view --attack-chains/--attack-sgld-steps, EOT --eot, and \
+        the defense judged --eval-runs times (default 5): robust only if correct in every run. \
         --eps takes the increasing list of ε (default L∞ 0,1/255,2/255,4/255,8/255,16/255,32/255; \
         L2 0,0.25,0.5,1,1.5,2). Without --limit, the first 500 test images are used.
         """)
@@ -40,6 +46,7 @@ struct Curve: ParsableCommand {
     @OptionGroup var input: InputOptions
     @OptionGroup var attack: AttackOptions
     @OptionGroup var defense: DefenseOptions
+    @OptionGroup var defenseAttacks: DefenseAttackOptions
     @Option(name: .long, help: "Output stem: writes STEM.csv, STEM.json, STEM.svg and STEM.png (with --shard, the part: STEM.json).") var out: String = "curve"
     @OptionGroup var shard: ShardOptions
     @OptionGroup var runtime: RuntimeOptions
@@ -92,36 +99,58 @@ struct Curve: ParsableCommand {
         print("data:    \(d.name), \(d.count) images")
         if let note = plan.note { print("part:    \(note)") }
         print("attack:  \(template.summary) at ε = \(epsText)")
-        print("series:  \(specs.map { "\($0.0)\($0.1.map { ":SGLD-\($0)" } ?? "")" }.joined(separator: ", "))\(specs.contains { $0.1 != nil } ? "; defense gradient \(defense.gradient.rawValue), EOT \(defense.eot)" : "")")
+        let gradient = defense.gradientFlag ?? .full, evalRuns = defense.evalRunsFlag ?? 5
+        let defendedSummary = "defend's protocol: \(try defenseAttacks.attackList().map(\.rawValue).joined(separator: ", ")); APGD \(attack.steps) steps, \(attack.restarts) restart(s), gradient \(gradient.rawValue), EOT \(defense.eot), view \(defenseAttacks.attackChains) chain(s)\(defenseAttacks.attackSgldSteps.map { " × \($0) steps" } ?? ""), transfer \(defenseAttacks.transferAttacks), Square \(defenseAttacks.nQueries) queries, \(evalRuns) evaluation runs"
+        print("series:  \(specs.map { "\($0.0)\($0.1.map { ":SGLD-\($0)" } ?? "")" }.joined(separator: ", "))")
+        if specs.contains(where: { $0.1 != nil }) { print("defended series: \(defendedSummary)") }
         fflush(stdout)
         let x = d.images.rows(plan.range.lowerBound, plan.range.count), y = Array(d.labels[plan.range])
         var context = CurveContext(norm: attack.norm, template: template, epsilons: epsList, data: d.name, n: d.count, series: [],
-                                   defended: specs.contains { $0.1 != nil }, gradient: defense.gradient, eot: defense.eot)
+                                   defended: specs.contains { $0.1 != nil }, gradient: gradient, eot: defense.eot)
         var outcome = CurveOutcome(robust: [], seriesSeconds: [], seconds: 0)
         for (name, k) in specs {
             let lm = loaded[name]!
-            let clf: Classifier
-            let label: String
-            if let k {
-                let def = try SGLDDefense(model: lm.model, config: try defense.config(steps: k))
-                clf = def; label = "\(name) + SGLD-\(k)"
-            } else { clf = lm.classifier; label = name }
+            let label = k.map { "\(name) + SGLD-\($0)" } ?? name
             let ts = Date()
             let prog = Progress(total: epsList.count, label: label)
-            let robust = try RobustnessCurve.perExample(clf, epsilons: epsList, template: template, images: x, labels: y, indices: plan.indices,
-                                                        batchSize: input.batchSize, seed: runtime.seed, evalRuns: defense.evalRuns) { prog.update($0) }
+            let robust: [[Bool]]
+            let description: String, gradientText: String, attackText: String
+            if let k {
+                let proto = try DefenseProtocol.build(model: lm, defense: defense, options: defenseAttacks, sgldSteps: k, gradient: gradient,
+                                                      norm: attack.norm, epsilon: max(epsList.last ?? 0, 1e-6), steps: attack.steps,
+                                                      restarts: attack.restarts, seed: runtime.seed)
+                description = "SGLD-\(k): \(proto.defended.config.summary)"
+                gradientText = proto.gradients["apgd-ce"] ?? proto.gradients["apgd-dlr"] ?? proto.crafting.gradientDescription
+                attackText = defendedSummary
+                // Defend's protocol at every ε on the examples still robust; ε = 0 only evaluates (every run).
+                robust = try RobustnessCurve.perExample(epsilons: epsList, count: y.count, progress: { prog.update($0) }) { kε, e, alive in
+                    let p = e > 0 ? try DefenseProtocol.build(model: lm, defense: defense, options: defenseAttacks, sgldSteps: k, gradient: gradient,
+                                                              norm: attack.norm, epsilon: e, steps: attack.steps, restarts: attack.restarts,
+                                                              seed: runtime.seed &+ UInt64(kε)) : proto
+                    var rc = AutoAttackConfig(); rc.seed = runtime.seed &+ UInt64(kε); rc.norm = attack.norm; rc.epsilon = e
+                    let runner = try AutoAttackRunner(model: p.defended, config: rc, images: x.gather(rows: alive), labels: alive.map { y[$0] },
+                                                      batchSize: input.batchSize, evalRuns: evalRuns,
+                                                      components: e > 0 ? p.components : [NoAttack(norm: attack.norm)],
+                                                      indices: alive.map { plan.indices[$0] }, fingerprint: [:])
+                    let r = try runShowingProgress(runner, prefix: "\(label) ε=\(String(format: "%.4g", e)) ")
+                    return (0..<r.n).map { r.cleanPredictions[$0] == r.labels[$0] && r.brokenBy[$0] == nil }
+                }
+            } else {
+                description = "none"; gradientText = lm.classifier.gradientDescription; attackText = template.summary + " (step/ε kept)"
+                robust = try RobustnessCurve.perExample(lm.classifier, epsilons: epsList, template: template, images: x, labels: y, indices: plan.indices,
+                                                        batchSize: input.batchSize, seed: runtime.seed) { prog.update($0) }
+            }
             prog.finish()
             outcome.robust.append(robust)
             outcome.seriesSeconds.append(Date().timeIntervalSince(ts))
             outcome.seconds += outcome.seriesSeconds.last!
-            context.series.append(CurveContext.Series(model: name, label: label,
-                                                      defense: k.map { "SGLD-\($0): \(try! defense.config(steps: $0).summary)" } ?? "none",
-                                                      gradient: clf.gradientDescription))
+            context.series.append(CurveContext.Series(model: name, label: label, defense: description, gradient: gradientText, attack: attackText))
         }
         var fp = runFingerprint(command: "curve", modelPath: loaded[specs[0].0]!.path, data: d,
                                 settings: ["seed": String(runtime.seed), "attack": settingsJSON(template), "eps": epsText,
                                            "series": specs.map { "\($0.0):\($0.1.map(String.init) ?? "none")" }.joined(separator: ","),
-                                           "defense": "\(defense.gradient.rawValue),eot \(defense.eot),runs \(defense.evalRuns),\(defense.chains),\(defense.initNoise),\(defense.sgldStepSize),\(defense.sgldNoise)"])
+                                           "defense": "\(gradient.rawValue),eot \(defense.eot),runs \(evalRuns),\(defense.chains),\(defense.initNoise),\(defense.sgldStepSize),\(defense.sgldNoise)",
+                                           "defense_attacks": defendedSummary])
         for (m, l) in loaded { if let b = FileManager.default.contents(atPath: l.path) { fp["model_hash:" + m] = b.withUnsafeBytes(fnv1a) } }
         guard let (c, o, _) = try plan.complete(command: "curve", fingerprint: fp, context: context, outcome: outcome, adversarials: nil,
                                                 labels: y, json: out + ".json", saveAdversarials: nil) else { return }
@@ -134,7 +163,8 @@ struct Curve: ParsableCommand {
         var reports: [CurveSeriesReport] = []
         for (k, sr) in c.series.enumerated() {
             let pts = RobustnessCurve.points(o.robust[k], epsilons: c.epsilons)
-            reports.append(CurveSeriesReport(model: sr.model, defense: sr.defense, gradient: sr.gradient, seconds: o.seriesSeconds[k], points: pts))
+            reports.append(CurveSeriesReport(model: sr.model, defense: sr.defense, gradient: sr.gradient, attack: sr.attack ?? c.template.summary,
+                                             seconds: o.seriesSeconds[k], points: pts))
             print(sr.label + String(format: " (%.0f s): ", o.seriesSeconds[k]) + pts.map { String(format: "ε=%.4f %.1f%%", $0.eps, 100 * $0.accuracy) }.joined(separator: ", "))
         }
         let template = c.template
@@ -142,7 +172,7 @@ struct Curve: ParsableCommand {
         var csv = "model,defense,norm,eps,accuracy,n,attacked,attack\n"
         for r in reports {
             for p in r.points {
-                csv += "\(r.model),\"\(r.defense)\",\(c.norm.rawValue),\(p.eps),\(p.accuracy),\(p.n),\(p.attacked),\"\(template.summary.replacingOccurrences(of: "\"", with: "'")) step/ε kept; gradient \(r.gradient)\"\n"
+                csv += "\(r.model),\"\(r.defense)\",\(c.norm.rawValue),\(p.eps),\(p.accuracy),\(p.n),\(p.attacked),\"\(r.attack.replacingOccurrences(of: "\"", with: "'")); gradient \(r.gradient)\"\n"
             }
         }
         let enc = JSONEncoder()
@@ -150,7 +180,7 @@ struct Curve: ParsableCommand {
         let json = try enc.encode(report)
         let linf = c.norm == .linf
         // The gradient through the defense concerns the SGLD series only; the title says so.
-        let chart = Chart(title: "\(linf ? "L∞" : "L2") PGD-\(template.steps)\(template.restarts > 1 ? " ×\(template.restarts) restarts" : "")\(c.defended ? "; SGLD series: \(c.gradient == .bpda ? "BPDA" : "full-chain gradient")\(c.eot > 1 ? "+EOT \(c.eot)" : "")" : ""), \(c.data), n = \(c.n)",
+        let chart = Chart(title: "\(linf ? "L∞" : "L2") PGD-\(template.steps)\(template.restarts > 1 ? " ×\(template.restarts) restarts" : "")\(c.defended ? "; SGLD series: defend's attacks, \(c.gradient == .bpda ? "BPDA" : "full-chain gradient")\(c.eot > 1 ? "+EOT \(c.eot)" : ""), worst case over runs" : ""), \(c.data), n = \(c.n)",
                           xLabel: linf ? "ε × 255 (L∞)" : "ε (L2)", yLabel: "robust accuracy",
                           series: reports.map { r in Chart.Series(label: r.defense == "none" ? r.model : "\(r.model) SGLD-\(r.defense.split(separator: ":")[0].dropFirst(5))",
                                                                   points: r.points.map { ($0.eps * (linf ? 255 : 1), $0.accuracy) }) },
@@ -182,7 +212,7 @@ struct CurveOutcome: Mergeable {
 }
 
 struct CurveContext: Codable {
-    struct Series: Codable { var model: String; var label: String; var defense: String; var gradient: String }
+    struct Series: Codable { var model: String; var label: String; var defense: String; var gradient: String; var attack: String? }
     var norm: ThreatNorm
     var template: PGDConfig
     var epsilons: [Float]

@@ -44,18 +44,6 @@ struct DefenseOptions: ParsableArguments {
     }
 }
 
-/// The attacks `defend` runs on the defense, in order (each only on the points still robust).
-enum DefenseAttack: String, CaseIterable {
-    /// APGD with cross-entropy / DLR, through the chain (or the surrogate chain), with EOT.
-    case apgdCE = "apgd-ce", apgdDLR = "apgd-dlr"
-    /// APGD-CE on the straight-through (BPDA) view, with EOT: the paper's attack, as a check.
-    case bpda
-    /// AutoAttack (standard) on the bare model, its points judged through the defense.
-    case transfer
-    /// Square on the defense: gradient-free, the masking control.
-    case square
-}
-
 struct DefenseReport: Codable {
     struct PerAttack: Codable { var name: String; var gradient: String; var eot: Int; var robust_accuracy: Double; var broken: Int; var seconds: Double }
     var command: String
@@ -78,6 +66,7 @@ struct DefenseReport: Codable {
     var eval_runs: Int
     var n_queries: Int
     var attack_sgld_steps: Int
+    var attack_chains: Int?
     var config: DefenseConfig
     var seed: UInt64
     var seconds: Double
@@ -93,35 +82,33 @@ struct Defend: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Robust accuracy of the SGLD-refinement defense under attacks that know about it, worst case over attacks and evaluation runs.",
         discussion: """
-            Attacks (--attacks, in this order, each only on the points still robust): apgd-ce and apgd-dlr through the full chain             (exact gradient, --gradient full) with EOT, bpda (APGD-CE on the straight-through view with EOT, the paper's attack),             transfer (AutoAttack on the bare model, judged through the defense), square (gradient-free). The defense is evaluated             --eval-runs times on every candidate point: an image is robust only if every run classifies it correctly.             Defense defaults are the reference's: 5 chains from x + N(0, 0.03²), α = 1, σ_n = 0.01 in the model's normalised space.             Without --limit, the first 1000 test images are used.
+            Attacks (--attacks, in this order, each only on the points still robust): apgd-ce and apgd-dlr with the exact \
+            gradient through the chain (--gradient full) and EOT; bpda (APGD-CE on the straight-through view, the paper's \
+            attack); transfer (AutoAttack components on the bare model, --transfer-attacks, judged through the defense); \
+            square (gradient-free). The gradient attacks and Square craft their points on a cheaper view of the defense \
+            (--attack-chains, default 1 chain; --attack-sgld-steps for a shorter chain); every candidate point is judged by \
+            the defense itself, --eval-runs times: an image is robust only if every run classifies it correctly. \
+            Defense defaults are the reference's: 5 chains from x + N(0, 0.03²), α = 1, σ_n = 0.01 in the model's \
+            normalised space. Without --limit, the first 1000 test images are used.
             """)
     @OptionGroup var model: ModelOptions
     @OptionGroup var input: InputOptions
     @OptionGroup var threat: ThreatOptions
-    @Option(name: .long, parsing: .unconditional, help: "APGD steps of the gradient attacks (AutoAttack's rand version: 100).") var steps: Int = 20
+    @Option(name: .long, parsing: .unconditional, help: "APGD steps of the gradient attacks (AutoAttack's rand version: 100).") var steps: Int = 10
     @Option(name: .long, parsing: .unconditional, help: "Restarts of the gradient attacks.") var restarts: Int = 1
-    @Option(name: .long, help: "Comma-separated, in order: apgd-ce, apgd-dlr, bpda, transfer, square (default: all).") var attacks: String?
-    @Option(name: .long, parsing: .unconditional, help: "Square's query budget on the defense.") var nQueries: Int = 100
     @Option(name: .long, parsing: .unconditional, help: "K, SGLD refinement steps (the paper's JEM-0/1/10).") var sgldSteps: Int = 10
-    @Option(name: .long, parsing: .unconditional, help: "K', a shorter chain the attack differentiates instead of the defense's K steps (surrogate chain).") var attackSgldSteps: Int?
+    @OptionGroup var attackOptions: DefenseAttackOptions
     @OptionGroup var defense: DefenseOptions
     @OptionGroup var output: EnsembleOutputOptions
     @OptionGroup var shard: ShardOptions
     @OptionGroup var runtime: RuntimeOptions
 
-    func attackList() throws -> [DefenseAttack] {
-        guard let attacks else { return DefenseAttack.allCases }
-        return try parseNameList(attacks, as: DefenseAttack.self)
-    }
-
     func validate() throws {
         _ = try threat.epsilon()
-        _ = try attackList()
         try Check.range(steps, 1...100_000, "--steps")
         try Check.range(restarts, 1...1000, "--restarts")
-        try Check.range(nQueries, 1...10_000_000, "--n-queries")
         try Check.range(sgldSteps, 0...100_000, "--sgld-steps")
-        if let k = attackSgldSteps {
+        if let k = attackOptions.attackSgldSteps {
             guard k >= 0, k <= sgldSteps else { throw ValidationError("--attack-sgld-steps must be in 0...\(sgldSteps) (--sgld-steps), got \(k)") }
         }
     }
@@ -130,57 +117,27 @@ struct Defend: ParsableCommand {
         runtime.apply()
         try output.checkWritable()
         let epsilon = try threat.epsilon(), norm = threat.norm
-        let list = try attackList()
+        let list = try attackOptions.attackList()
         let evalRuns = defense.evalRunsFlag ?? 5
         let gradient = defense.gradientFlag ?? .full
-        let dcfg = try defense.config(steps: sgldSteps, gradient: gradient, eot: 1)
         let l = try model.load()
         var inp = input
         if inp.data.limit == nil && inp.images == nil { inp.data.limit = 1000 }
         let d = try inp.load(for: l)
         guard d.count > 0 else { throw ValidationError("no images selected (check --limit / --offset)") }
         let plan = try shard.plan(n: d.count, json: output.json)
-        let defended = try SGLDDefense(model: l.model, config: dcfg)
-        let kAttack = attackSgldSteps ?? sgldSteps
-        let crafting: Classifier = kAttack == sgldSteps ? defended
-            : try SGLDDefense(model: l.model, config: try defense.config(steps: kAttack, gradient: gradient, eot: 1))
-        let bpdaView = try SGLDDefense(model: l.model, config: try defense.config(steps: kAttack, gradient: .bpda, eot: 1))
-
-        func apgd(_ loss: APGDLoss) -> APGD {
-            var c = APGDConfig()
-            c.norm = threat.norm; c.epsilon = epsilon; c.steps = steps; c.restarts = restarts; c.eot = defense.eot; c.loss = loss
-            return APGD(config: c)
-        }
-        var aa = AutoAttackConfig.version(.standard, norm: norm, epsilon: epsilon)
-        aa.seed = runtime.seed
-        if list.contains(.transfer) { try aa.validate(classes: l.model.numClasses) }
-        var sq = SquareConfig(); sq.norm = norm; sq.epsilon = epsilon; sq.queries = nQueries
-        try sq.validate()
-        var components: [ExampleAttack] = []
-        var gradients: [String: String] = [:], eots: [String: Int] = [:]
-        for a in list {
-            switch a {
-            case .apgdCE, .apgdDLR:
-                let inner = apgd(a == .apgdCE ? .ce : .dlr)
-                components.append(kAttack == sgldSteps ? inner : try Surrogate(name: inner.name, classifier: crafting, attacks: [inner]))
-                gradients[a.rawValue] = crafting.gradientDescription + (kAttack == sgldSteps ? "" : " (surrogate chain of \(kAttack) steps)")
-                eots[a.rawValue] = defense.eot
-            case .bpda:
-                components.append(try Surrogate(name: "bpda", classifier: bpdaView, attacks: [apgd(.ce)]))
-                gradients["bpda"] = bpdaView.gradientDescription; eots["bpda"] = defense.eot
-            case .transfer:
-                components.append(try Surrogate(name: "transfer", classifier: l.classifier, attacks: aa.components(classes: l.model.numClasses)))
-                gradients["transfer"] = "AutoAttack (standard) on the bare model"; eots["transfer"] = 1
-            case .square:
-                components.append(Square(config: sq))
-                gradients["square"] = "none (\(nQueries) queries)"; eots["square"] = 1
-            }
-        }
+        let proto = try DefenseProtocol.build(model: l, defense: defense, options: attackOptions, sgldSteps: sgldSteps, gradient: gradient,
+                                              norm: norm, epsilon: epsilon, steps: steps, restarts: restarts, seed: runtime.seed)
+        let defended = proto.defended, dcfg = defended.config, crafting = proto.crafting
+        let kAttack = min(attackOptions.attackSgldSteps ?? sgldSteps, sgldSteps)
+        let nAttack = min(attackOptions.attackChains, dcfg.chains)
+        let components = proto.components, gradients = proto.gradients, eots = proto.eots
         var settings = ["seed": String(runtime.seed), "defense": dcfg.summary, "eval_runs": String(evalRuns),
                         "attacks": list.map(\.rawValue).joined(separator: ","), "eps": String(epsilon), "norm": norm.rawValue,
-                        "steps": String(steps), "restarts": String(restarts), "eot": String(defense.eot), "n_queries": String(nQueries),
-                        "gradient": gradient.rawValue, "attack_sgld_steps": String(kAttack)]
-        settings["version"] = "defend-1"
+                        "steps": String(steps), "restarts": String(restarts), "eot": String(defense.eot), "n_queries": String(attackOptions.nQueries),
+                        "gradient": gradient.rawValue, "attack_sgld_steps": String(kAttack), "attack_chains": String(nAttack),
+                        "transfer": attackOptions.transferAttacks]
+        settings["version"] = "defend-2"
         settings["checks"] = output.noChecks ? "off" : "on"
         let fp = runFingerprint(command: "defend", modelPath: l.path, data: d, settings: settings)
         var stateFP = fp
@@ -196,6 +153,7 @@ struct Defend: ParsableCommand {
         print("data:     \(d.name), \(d.count) images")
         if let note = plan.note { print("part:     \(note)") }
         print("defense:  \(dcfg.summary); evaluated \(evalRuns) times on every candidate point")
+        if let v = proto.viewNote { print("view:     the gradient attacks and Square craft on \(v); every point is judged by the defense above") }
         let e = norm == .linf ? String(format: "%.4f (%.1f/255)", epsilon, epsilon * 255) : String(format: "%.4f", epsilon)
         print("attacks:  \(norm == .linf ? "L∞" : "L2") ε=\(e); APGD \(steps) steps, \(restarts) restart(s), EOT \(defense.eot); in order:")
         for a in list { print("          \(a.rawValue): gradient \(gradients[a.rawValue]!)") }
@@ -214,7 +172,7 @@ struct Defend: ParsableCommand {
                 var c = APGDConfig()
                 c.norm = threat.norm; c.epsilon = epsilon; c.steps = 2 * steps; c.eot = 2 * defense.eot
                 let inner = APGD(config: c)
-                let check: ExampleAttack = kAttack == sgldSteps ? inner : try Surrogate(name: "apgd-ce", classifier: crafting, attacks: [inner])
+                let check: ExampleAttack = proto.viewNote == nil ? inner : try Surrogate(name: "apgd-ce", classifier: crafting, attacks: [inner])
                 let ids = rows.map { plan.indices[$0] }
                 var streams = ids.map { ExampleStreams.stream(seed: runtime.seed, example: $0, purpose: "check/2x") }
                 var rng = RowStreams(seed: runtime.seed, examples: ids, purpose: "model/check/2x")
@@ -231,7 +189,7 @@ struct Defend: ParsableCommand {
         let outcome = EnsembleOutcome(result, checks: checks, seconds: Date().timeIntervalSince(t0))
         let context = DefendContext(model: l.path, data: d.name, attacks: list.map(\.rawValue), gradients: gradients, eots: eots,
                                     epsilon: epsilon, norm: norm, steps: steps, eot: defense.eot, restarts: restarts, evalRuns: evalRuns,
-                                    nQueries: nQueries, attackSgldSteps: kAttack, config: dcfg, seed: runtime.seed)
+                                    nQueries: attackOptions.nQueries, attackSgldSteps: kAttack, attackChains: nAttack, config: dcfg, seed: runtime.seed)
         guard let (c, o, a) = try plan.complete(command: "defend", fingerprint: fp, context: context, outcome: outcome,
                                                 adversarials: output.saveAdversarials != nil ? result.adversarials : nil, labels: y,
                                                 json: output.json, saveAdversarials: output.saveAdversarials) else { return }
@@ -287,7 +245,7 @@ struct Defend: ParsableCommand {
                                         robust_accuracy: result.robustAccuracy, robust_accuracy_definition: definition,
                                         robust_accuracy_mean: rm, robust_accuracy_sd: rsd, per_attack: rows, flags: flags,
                                         eps: Double(c.epsilon), norm: c.norm.rawValue, steps: c.steps, eot: c.eot, restarts: c.restarts,
-                                        eval_runs: c.evalRuns, n_queries: c.nQueries, attack_sgld_steps: c.attackSgldSteps, config: c.config,
+                                        eval_runs: c.evalRuns, n_queries: c.nQueries, attack_sgld_steps: c.attackSgldSteps, attack_chains: c.attackChains, config: c.config,
                                         seed: c.seed, seconds: o.seconds), to: j)
         }
     }
@@ -308,6 +266,7 @@ struct DefendContext: Codable {
     var evalRuns: Int
     var nQueries: Int
     var attackSgldSteps: Int
+    var attackChains: Int?
     var config: DefenseConfig
     var seed: UInt64
 }

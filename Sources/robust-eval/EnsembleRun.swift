@@ -81,15 +81,9 @@ extension EnsembleOutputOptions {
             print("resuming from \(state!): \(done.isEmpty ? "no attack finished" : "finished " + done)\(r.position > 0 ? ", \(r.position) point(s) into the next" : "")")
         }
         fflush(stdout)
-        var prog: Progress? = nil, current = ""
-        let result = try runner.run(progress: { name, done, total, broken in
-            if name != current { prog?.finish(); prog = Progress(total: total, label: name); current = name }
-            prog?.update(done, extra: "broken \(broken)")
-        }, checkpoint: { s in
+        return try runShowingProgress(runner) { s in
             if let p = state { try writeJSON(s, to: p) }
-        })
-        prog?.finish()
-        return result
+        }
     }
 
     /// The per-example CSV and the final points with their labels.
@@ -293,4 +287,16 @@ func reportEnsemble(_ c: EnsembleContext, _ o: EnsembleOutcome, adversarials: Te
 
 extension JSONEncoder {
     static var sorted: JSONEncoder { let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]; return e }
+}
+
+/// Runs an ensemble with a progress line per component (labelled `prefix` + its name).
+func runShowingProgress(_ runner: AutoAttackRunner, prefix: String = "",
+                        checkpoint: (AutoAttackState) throws -> Void = { _ in }) throws -> AutoAttackResult {
+    var prog: Progress? = nil, current = ""
+    let result = try runner.run(progress: { name, done, total, broken in
+        if name != current { prog?.finish(); prog = Progress(total: total, label: prefix + name); current = name }
+        prog?.update(done, extra: "broken \(broken)")
+    }, checkpoint: checkpoint)
+    prog?.finish()
+    return result
 }

@@ -132,7 +132,9 @@ final class CLIAnalysisTests: XCTestCase {
         }
         for (args, text) in [(["--sgld-steps=-1"], "--sgld-steps must be in 0...100000"), (["--eot", "0"], "--eot must be in 1...10000"),
                              (["--eval-runs", "0"], "--eval-runs must be in 1...1000"), (["--attack-sgld-steps", "11"], "--attack-sgld-steps must be in 0...10"),
-                             (["--attacks", "apgd-ce,pgd"], "unknown attack 'pgd'"), (["--n-queries", "0"], "--n-queries must be in 1...10000000")] {
+                             (["--attacks", "apgd-ce,pgd"], "unknown attack 'pgd'"), (["--n-queries", "0"], "--n-queries must be in 1...10000000"),
+                             (["--attack-chains", "0"], "--attack-chains must be in 1...1000"),
+                             (["--transfer-attacks", "apgd-ce,fgsm"], "--transfer-attacks: unknown attack 'fgsm'")] {
             XCTAssertThrowsError(try Defend.parse(["--model", m, "--limit", "2"] + args).validate()) {
                 XCTAssertTrue(self.message($0).contains(text), self.message($0))
             }
@@ -252,6 +254,22 @@ final class CLIONNXTests: XCTestCase {
         XCTAssertEqual(reports[0]["clean_accuracy"] as! Double, reports[1]["clean_accuracy"] as! Double)
         XCTAssertEqual(reports[0]["robust_accuracy"] as! Double, reports[1]["robust_accuracy"] as! Double)
         XCTAssertEqual(rows[0], rows[1], "adversarial predictions per example")
+    }
+
+    /// A defended curve series runs defend's protocol: its point at ε (the first and only ε, so the
+    /// same seed) equals defend's headline on the same images and settings.
+    func testCurveDefendedPointIsDefendsHeadline() throws {
+        let d = dir()
+        let inp = ["--limit", "6", "--threads", "2", "--eps", "8/255"]
+        let common = ["--model", "jem", "--sgld-steps", "1", "--chains", "2", "--eval-runs", "2", "--steps", "2", "--attacks", "apgd-ce,bpda,square",
+                      "--n-queries", "3", "--attack-chains", "1"]
+        try Defend.parse(["--no-checks", "--json", d + "/def.json"] + common + inp).run()
+        try Curve.parse(["--out", d + "/dc"] + common + inp).run()
+        let series = (try json(d + "/dc.json")["series"] as! [[String: Any]])[0]
+        XCTAssertTrue((series["attack"] as! String).contains("defend's protocol: apgd-ce, bpda, square"), series["attack"] as! String)
+        XCTAssertTrue((series["gradient"] as! String).contains("full chain"), series["gradient"] as! String)
+        let point = (series["points"] as! [[String: Any]])[0]
+        XCTAssertEqual(point["accuracy"] as! Double, try json(d + "/def.json")["robust_accuracy"] as! Double)
     }
 
     func testEveryModelCommandRunsAnONNXModel() throws {
