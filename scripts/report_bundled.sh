@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Measures the bundled models and writes every artefact the README reports into docs/results/:
 # clean accuracy, PGD at the standard settings, the defense at its defaults, the paper's robustness
-# comparison (L∞ and L2 curves for baseline, JEM-0, JEM-1, JEM-10 under BPDA+EOT), calibration,
+# comparison (L∞ and L2 curves for baseline under PGD, JEM-0, JEM-1, JEM-10 under defend's protocol), calibration,
 # OOD detection and sample grids. Each step's command and wall time go to docs/results/commands.log.
-# Usage: [MODELS="jem baseline"] [N_CURVE=200] [EOT=2] [THREADS=2] bash scripts/report_bundled.sh [steps...]
+# Usage: [MODELS="jem baseline"] [N_CURVE=100] [EOT=1] [THREADS=2] bash scripts/report_bundled.sh [steps...]
 #   steps: eval pgd compare checks defend curve calibrate ood sample (default: all); compare needs the
 #   venv of scripts/setup_torch_venv.sh (torchattacks on the same weights and images).
 set -euo pipefail
@@ -12,7 +12,7 @@ swift build -c release --product robust-eval >/dev/null
 RE=.build/release/robust-eval
 OUT=docs/results
 mkdir -p "$OUT"
-T=${THREADS:-2}; N_CURVE=${N_CURVE:-200}; EOT=${EOT:-2}; MODELS=${MODELS:-jem baseline}
+T=${THREADS:-2}; N_CURVE=${N_CURVE:-100}; EOT=${EOT:-1}; MODELS=${MODELS:-jem baseline}
 steps=${*:-eval pgd compare checks defend curve calibrate ood sample}
 run() {  # run NAME CMD...: runs, logs the command and wall time, keeps stdout in $OUT/NAME.txt
     local name=$1; shift

@@ -89,11 +89,11 @@ struct DefenseProtocol {
             switch a {
             case .apgdCE, .apgdDLR:
                 components.append(try onView(a.rawValue, apgd(a == .apgdCE ? .ce : .dlr)))
-                gradients[a.rawValue] = crafting.gradientDescription + (note.map { " on \($0)" } ?? "")
+                gradients[a.rawValue] = crafting.gradientDescription + (surrogate ? "; the attacks' view, points judged by the defense" : "")
                 eots[a.rawValue] = defense.eot
             case .bpda:
                 components.append(try Surrogate(name: "bpda", classifier: bpdaView, attacks: [apgd(.ce)]))
-                gradients["bpda"] = bpdaView.gradientDescription + (note.map { " on \($0)" } ?? ""); eots["bpda"] = defense.eot
+                gradients["bpda"] = bpdaView.gradientDescription + (surrogate ? "; the attacks' view, points judged by the defense" : ""); eots["bpda"] = defense.eot
             case .transfer:
                 var aa = AutoAttackConfig.version(.standard, norm: norm, epsilon: epsilon)
                 aa.attacks = try options.transferList(); aa.seed = seed
