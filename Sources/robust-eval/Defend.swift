@@ -16,10 +16,10 @@ struct DefenseOptions: ParsableArguments {
     @Option(name: .long, parsing: .unconditional, help: "σ of each chain's N(0,σ²) start noise, normalised space (reference 0.03).") var initNoise: Float = 0.03
     @Option(name: .long, parsing: .unconditional, help: "α, SGLD step size (reference 1).") var sgldStepSize: Float = 1
     @Option(name: .long, parsing: .unconditional, help: "σ_n, SGLD noise (reference 0.01).") var sgldNoise: Float = 0.01
-    @Option(name: .customLong("gradient"), help: "Attack gradient through the defense: full (exact, through the chain; defend's and autoattack's default) or bpda (identity Jacobian; curve's and calibrate's default).")
+    @Option(name: .customLong("gradient"), help: "Attack gradient through the defense: full (exact, through the chain; the default of defend, curve and autoattack) or bpda (identity Jacobian).")
     var gradientFlag: DefenseGradient?
     @Option(name: .long, parsing: .unconditional, help: "R, EOT draws of the defense's randomness per attack step.") var eot: Int = 1
-    @Option(name: .customLong("eval-runs"), parsing: .unconditional, help: "M, evaluation runs of the defense (defend, autoattack: robust only if correct in all M, default 5; curve: logits averaged, default 1).")
+    @Option(name: .customLong("eval-runs"), parsing: .unconditional, help: "M, evaluation runs of the defense (defend, curve: robust only if correct in all M, default 5).")
     var evalRunsFlag: Int?
 
     func validate() throws {
@@ -31,9 +31,8 @@ struct DefenseOptions: ParsableArguments {
         try Check.range(evalRunsFlag, 1...1000, "--eval-runs")
     }
 
-    /// curve's and calibrate's defaults (unchanged): BPDA, logits of one run.
+    /// calibrate's gradient (unused there: it attacks nothing); defend and curve default to full.
     var gradient: DefenseGradient { gradientFlag ?? .bpda }
-    var evalRuns: Int { evalRunsFlag ?? 1 }
 
     func config(steps: Int, gradient: DefenseGradient? = nil, eot: Int? = nil) throws -> DefenseConfig {
         if let m = evalRunsFlag, m < 1 { throw ValidationError("--eval-runs must be ≥ 1, got \(m)") }
