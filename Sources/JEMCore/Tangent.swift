@@ -7,17 +7,17 @@
 import CJEMKernels
 
 extension WideResNet {
-    /// Primal and tangent through one conv: tangent has no bias. `ws` is the workspace, grown as needed.
-    private func convPair(_ c: Conv2d, _ x: Variable, _ t: Tensor, _ tape: Tape?, _ ws: inout Tensor?) throws -> (Variable, Tensor) {
+    /// Primal and tangent through one conv: tangent has no bias.
+    private func convPair(_ c: Conv2d, _ x: Variable, _ t: Tensor, _ tape: Tape?) throws -> (Variable, Tensor) {
         let y = try c(x, tape: tape)
         let s = t.shape
         let (oh, ow) = c.outputSize(s[2], s[3])
-        let out = Tensor(shape: [s[0], c.outputChannels, oh, ow])
-        let need = jem_conv2d_workspace(Int32(s[1]), Int32(c.kernelSize), Int32(c.kernelSize), Int32(oh), Int32(ow), Int32(c.outputChannels), Int32(Runtime.threads))
-        if (ws?.count ?? 0) < need { ws = Tensor(shape: [need]) }
+        let out = Tensor(uninitialized: [s[0], c.outputChannels, oh, ow])   // written in full by the kernel
+        let ws = Tensor(uninitialized: [jem_conv2d_workspace(Int32(s[1]), Int32(c.kernelSize), Int32(c.kernelSize), Int32(oh), Int32(ow),
+                                                             Int32(c.outputChannels), Int32(Runtime.threads))])
         jem_conv2d_forward(out.data, t.data, c.weight.value.data, nil, Int32(s[0]), Int32(s[1]), Int32(s[2]), Int32(s[3]),
                            Int32(c.outputChannels), Int32(c.kernelSize), Int32(c.kernelSize), Int32(c.stride), Int32(c.padding),
-                           Int32(oh), Int32(ow), ws!.data)
+                           Int32(oh), Int32(ow), ws.data)
         return (y, out)
     }
 
@@ -25,13 +25,13 @@ extension WideResNet {
         guard let bn else { return (x, t) }
         let y = try bn(x, training: false, tape: tape)
         let scale = (0..<bn.channels).map { bn.weight.value[$0] / (bn.runningVar.value[$0] + bn.eps).squareRoot() }
-        let out = Tensor(shape: t.shape)
+        let out = Tensor(uninitialized: t.shape)
         jem_channel_affine(out.data, t.data, scale, nil, Int32(t.shape[0]), Int32(t.shape[1]), Int32(t.shape[2] * t.shape[3]))
         return (y, out)
     }
 
     private func lreluPair(_ x: Variable, _ t: Tensor, _ tape: Tape?) -> (Variable, Tensor) {
-        let y = leakyReLU(x, slope: config.leak, tape: tape), out = Tensor(shape: t.shape)
+        let y = leakyReLU(x, slope: config.leak, tape: tape), out = Tensor(uninitialized: t.shape)
         jem_leaky_relu_backward(out.data, t.data, x.value.data, config.leak, t.count)   // t · (x > 0 ? 1 : slope)
         return (y, out)
     }
@@ -40,20 +40,19 @@ extension WideResNet {
     private func tangentForward(_ x: Variable, _ u: Tensor, tape: Tape?) throws -> (logits: Variable, tangent: Tensor) {
         guard u.shape == x.shape else { throw JEMError.shapeMismatch(what: "tangent", expected: x.shape, found: u.shape) }
         let c = config
-        var ws: Tensor? = nil
         var h = try normalizeChannels(x, mean: c.inputMean, std: c.inputStd, tape: tape)
-        var t = Tensor(shape: u.shape)
+        var t = Tensor(uninitialized: u.shape)
         jem_channel_affine(t.data, u.data, c.inputStd.map { 1 / $0 }, nil, Int32(u.shape[0]), Int32(u.shape[1]), Int32(u.shape[2] * u.shape[3]))
-        (h, t) = try convPair(stem, h, t, tape, &ws)
+        (h, t) = try convPair(stem, h, t, tape)
         for b in blocks {
             let (x0, t0) = (h, t)
             var (a, ta) = try bnPair(b.bn1, h, t, tape)
             (a, ta) = lreluPair(a, ta, tape)
-            (a, ta) = try convPair(b.conv1, a, ta, tape, &ws)
+            (a, ta) = try convPair(b.conv1, a, ta, tape)
             (a, ta) = try bnPair(b.bn2, a, ta, tape)
             (a, ta) = lreluPair(a, ta, tape)
-            (a, ta) = try convPair(b.conv2, a, ta, tape, &ws)
-            let (sx, st) = try b.shortcut.map { try convPair($0, x0, t0, tape, &ws) } ?? (x0, t0)
+            (a, ta) = try convPair(b.conv2, a, ta, tape)
+            let (sx, st) = try b.shortcut.map { try convPair($0, x0, t0, tape) } ?? (x0, t0)
             h = try add(a, sx, tape: tape)
             jem_add_forward(ta.data, ta.data, st.data, ta.count)
             t = ta
@@ -61,11 +60,11 @@ extension WideResNet {
         (h, t) = try bnPair(finalNorm, h, t, tape)
         (h, t) = lreluPair(h, t, tape)
         let s = t.shape
-        let pt = Tensor(shape: [s[0], s[1]])
+        let pt = Tensor(uninitialized: [s[0], s[1]])
         let ph = try globalAveragePool(h, tape: tape)
         jem_global_avg_pool_forward(pt.data, t.data, Int32(s[0]), Int32(s[1]), Int32(s[2] * s[3]))
         let z = try classOutput(ph, tape: tape)
-        let zt = Tensor(shape: z.value.shape)
+        let zt = Tensor(uninitialized: z.value.shape)
         jem_linear_forward(zt.data, pt.data, classOutput.weight.value.data, nil, Int32(s[0]), Int32(s[1]), Int32(config.numClasses))
         return (z, zt)
     }

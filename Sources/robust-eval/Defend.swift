@@ -127,9 +127,8 @@ struct Defend: ParsableCommand {
         let plan = try shard.plan(n: d.count, json: output.json)
         let proto = try DefenseProtocol.build(model: l, defense: defense, options: attackOptions, sgldSteps: sgldSteps, gradient: gradient,
                                               norm: norm, epsilon: epsilon, steps: steps, restarts: restarts, seed: runtime.seed)
-        let defended = proto.defended, dcfg = defended.config, crafting = proto.crafting
-        let kAttack = min(attackOptions.attackSgldSteps ?? sgldSteps, sgldSteps)
-        let nAttack = min(attackOptions.attackChains, dcfg.chains)
+        let defended = proto.defended, dcfg = defended.config
+        let kAttack = proto.view.steps, nAttack = proto.view.chains
         let components = proto.components, gradients = proto.gradients, eots = proto.eots
         var settings = ["seed": String(runtime.seed), "defense": dcfg.summary, "eval_runs": String(evalRuns),
                         "attacks": list.map(\.rawValue).joined(separator: ","), "eps": String(epsilon), "norm": norm.rawValue,
@@ -171,7 +170,7 @@ struct Defend: ParsableCommand {
                 var c = APGDConfig()
                 c.norm = threat.norm; c.epsilon = epsilon; c.steps = 2 * steps; c.eot = 2 * defense.eot
                 let inner = APGD(config: c)
-                let check: ExampleAttack = proto.viewNote == nil ? inner : try Surrogate(name: "apgd-ce", classifier: crafting, attacks: [inner])
+                let check = try proto.onView("apgd-ce", inner)
                 let ids = rows.map { plan.indices[$0] }
                 var streams = ids.map { ExampleStreams.stream(seed: runtime.seed, example: $0, purpose: "check/2x") }
                 var rng = RowStreams(seed: runtime.seed, examples: ids, purpose: "model/check/2x")

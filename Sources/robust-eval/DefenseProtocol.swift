@@ -53,11 +53,18 @@ struct DefenseProtocol {
     /// The defense as the gradient attacks and Square see it: the defense itself, or a cheaper
     /// view (fewer chains, a shorter chain); its points are judged by `defended`.
     var crafting: Classifier
+    /// The settings of `crafting` (chains n', steps K').
+    var view: DefenseConfig
     var components: [ExampleAttack]
     var gradients: [String: String]
     var eots: [String: Int]
     /// What the attacks' view is, when it is not the defense itself.
-    var viewNote: String?
+    var viewNote: String? { view == defended.config ? nil : "a view of \(view.chains) chain(s) × \(view.steps) SGLD steps" }
+
+    /// `attack` as it runs on the defense: on the attacks' view when that is not the defense itself.
+    func onView(_ name: String, _ attack: ExampleAttack) throws -> ExampleAttack {
+        viewNote == nil ? attack : try Surrogate(name: name, classifier: crafting, attacks: [attack])
+    }
 
     /// - Parameters:
     ///   - steps, restarts: the APGD attacks'; the defense's randomness is drawn `eot` times per step.
@@ -73,27 +80,25 @@ struct DefenseProtocol {
         var bview = view
         bview.gradient = .bpda
         let bpdaView = try SGLDDefense(model: l.model, config: bview)
-        let note = surrogate ? "a view of \(view.chains) chain(s) × \(view.steps) SGLD steps" : nil
 
         func apgd(_ loss: APGDLoss) -> APGD {
             var c = APGDConfig()
             c.norm = norm; c.epsilon = epsilon; c.steps = steps; c.restarts = restarts; c.eot = defense.eot; c.loss = loss
             return APGD(config: c)
         }
-        func onView(_ name: String, _ a: ExampleAttack) throws -> ExampleAttack {
-            surrogate ? try Surrogate(name: name, classifier: crafting, attacks: [a]) : a
-        }
+        var p = DefenseProtocol(defended: defended, crafting: crafting, view: view, components: [], gradients: [:], eots: [:])
+        let suffix = surrogate ? "; the attacks' view, points judged by the defense" : ""
         var components: [ExampleAttack] = []
         var gradients: [String: String] = [:], eots: [String: Int] = [:]
         for a in list {
             switch a {
             case .apgdCE, .apgdDLR:
-                components.append(try onView(a.rawValue, apgd(a == .apgdCE ? .ce : .dlr)))
-                gradients[a.rawValue] = crafting.gradientDescription + (surrogate ? "; the attacks' view, points judged by the defense" : "")
+                components.append(try p.onView(a.rawValue, apgd(a == .apgdCE ? .ce : .dlr)))
+                gradients[a.rawValue] = crafting.gradientDescription + suffix
                 eots[a.rawValue] = defense.eot
             case .bpda:
                 components.append(try Surrogate(name: "bpda", classifier: bpdaView, attacks: [apgd(.ce)]))
-                gradients["bpda"] = bpdaView.gradientDescription + (surrogate ? "; the attacks' view, points judged by the defense" : ""); eots["bpda"] = defense.eot
+                gradients["bpda"] = bpdaView.gradientDescription + suffix; eots["bpda"] = defense.eot
             case .transfer:
                 var aa = AutoAttackConfig.version(.standard, norm: norm, epsilon: epsilon)
                 aa.attacks = try options.transferList(); aa.seed = seed
@@ -104,11 +109,12 @@ struct DefenseProtocol {
             case .square:
                 var sq = SquareConfig(); sq.norm = norm; sq.epsilon = epsilon; sq.queries = options.nQueries
                 try sq.validate()
-                components.append(try onView("square", Square(config: sq)))
-                gradients["square"] = "none (\(options.nQueries) queries\(note.map { " on \($0)" } ?? ""))"; eots["square"] = 1
+                components.append(try p.onView("square", Square(config: sq)))
+                gradients["square"] = "none (\(options.nQueries) queries\(p.viewNote.map { " on \($0)" } ?? ""))"; eots["square"] = 1
             }
         }
-        return DefenseProtocol(defended: defended, crafting: crafting, components: components, gradients: gradients, eots: eots, viewNote: note)
+        p.components = components; p.gradients = gradients; p.eots = eots
+        return p
     }
 }
 
