@@ -32,7 +32,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: """
         End-to-end workloads on the bundled JEM (WRN-10-2, 1×28×28) instead of the layer rows, comma-separated: \
         sgld (20 SGLD steps, batch 64), pgd (PGD-L∞ 8/255, 10 steps, batch 128), train (one iteration of the bundled \
-        JEM's training recipe, batch 64), defend (the defense at its defaults under 10-step BPDA PGD, batch 16, as \
+        JEM's training recipe, batch 64), train10 (the same with 10 SGLD steps), defend (the defense at its defaults under 10-step BPDA PGD, batch 16, as \
         `defend` runs it), defend_full (the same PGD with the exact gradient through all chains and steps), \
         latency (batch-1 forward and input gradient).
         """) var workload: String?
@@ -54,7 +54,7 @@ struct Bench: ParsableCommand {
     }
 
     func workloads(_ names: [String]) throws -> [BenchRow] {
-        let known = ["sgld", "pgd", "train", "defend", "defend_full", "latency"]
+        let known = ["sgld", "pgd", "train", "train10", "defend", "defend_full", "latency"]
         for n in names where !known.contains(n) {
             throw ValidationError("--workload '\(n)' is unknown; expected one of \(known.joined(separator: ", "))")
         }
@@ -80,14 +80,16 @@ struct Bench: ParsableCommand {
                     var mr = RowStreams(seed: runtime.seed, examples: 0..<128, purpose: "model/attack")
                     _ = try pgd.attack(m, x, labels: y, streams: &streams, modelRng: &mr)
                 })
-            case "train":
+            case "train", "train10":
+                // train: the bundled recipe (5 SGLD steps); train10: the same with 10 (the K = 10 JEMs).
+                let k = name == "train" ? 5 : 10
                 var c = TrainConfig()
                 c.arch = "wrn-10-2"; c.lr = 1e-3; c.warmupIterations = 300; c.augment = false; c.validationSize = 0
-                c.sgld = SGLDConfig(steps: 5, clampGradient: true, clampSamples: true); c.energyL2 = 0.1
+                c.sgld = SGLDConfig(steps: k, clampGradient: true, clampSamples: true); c.energyL2 = 0.1
                 let data = try Dataset(images: images(1000), labels: (0..<1000).map { $0 % 10 }, numClasses: 10, name: "random")
                 let dir = FileManager.default.temporaryDirectory.appendingPathComponent("robust-eval-bench-\(getpid())").path
                 let t = try Trainer(config: c, data: data, outDir: dir, inputMean: m.config.inputMean, inputStd: m.config.inputStd)
-                add("train_iter", c.batchSize, try median(repeats) { try t.benchmarkIteration() })
+                add(k == 5 ? "train_iter" : "train_iter_k10", c.batchSize, try median(repeats) { try t.benchmarkIteration() })
             case "defend":
                 let x = images(16), y = (0..<16).map { $0 % 10 }
                 let d = try SGLDDefense(model: m, config: DefenseConfig())
