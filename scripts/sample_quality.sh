@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # FID and Inception-style score of each bundled model's SGLD samples (README "Sample quality"):
 # unconditional from U(-1, 1) noise, class-conditional from noise, and class-conditional from
-# JEM++'s per-class Gaussians, for jem, jem-k10 and the baseline (the control), all measured in
+# JEM++'s per-class Gaussians, for each model of MODELS (default: jem-k5, jem-k10 and the baseline,
+# the control), all measured in
 # the baseline's feature space against the Fashion-MNIST test split. Each sample set and report is
 # kept in OUT (default docs/results/sample_quality); a re-run skips what exists, so it can be
 # stopped and continued.
-#   COUNT (default 500 samples per set), STEPS (default 200), THREADS (default 2)
+#   MODELS, COUNT (default 500 samples per set), STEPS (default 200), THREADS (default 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${BIN:-.build/release/robust-eval}
@@ -13,6 +14,7 @@ OUT=${OUT:-docs/results/sample_quality}
 COUNT=${COUNT:-500}
 STEPS=${STEPS:-200}
 THREADS=${THREADS:-2}
+MODELS=${MODELS:-jem-k5 jem-k10 baseline}
 mkdir -p "$OUT" "$OUT/samples"
 per=$((COUNT / 10))
 # The floor at this sample count: COUNT real training images against the test split.
@@ -29,7 +31,7 @@ open(out, "wb").write(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") +
 PY
     "$B" fid --images "$OUT/samples/real_train.npy" --threads "$THREADS" --json "$OUT/real_train.json"
 fi
-for model in jem jem-k10 baseline; do
+for model in $MODELS; do
     for mode in uncond cond gaussian; do
         s="$OUT/samples/${model}_${mode}.npy"
         j="$OUT/${model}_${mode}.json"
@@ -45,13 +47,13 @@ for model in jem jem-k10 baseline; do
         echo "$model $mode: $COUNT samples, $STEPS steps, $(( $(date +%s) - t0 )) s"
     done
 done
-python3 - "$OUT" <<'PY'
+python3 - "$OUT" $MODELS <<'PY'
 import json, os, sys
 out = sys.argv[1]
 print(f"{'model':10s} {'start':28s} {'FID':>8s} {'IS':>6s}")
 r = json.load(open(os.path.join(out, "real_train.json")))
 print(f"{'real':10s} {'training images':28s} {r['fid']:8.1f} {r['inception_score']:6.3f}")
-for m in ("jem", "jem-k10", "baseline"):
+for m in sys.argv[2:]:
     for mode, name in (("uncond", "noise, unconditional"), ("cond", "noise, class-conditional"), ("gaussian", "class Gaussians (JEM++)")):
         p = os.path.join(out, f"{m}_{mode}.json")
         if os.path.exists(p):

@@ -33,7 +33,7 @@ struct FIDCommand: ParsableCommand {
     @Option(name: .long, help: "Split of --images when it is a data SPEC: train or test.") var imagesSplit: String = "train"
     @Option(name: .long, help: "Reference data SPEC (default: the Fashion-MNIST test split).") var reference: String = "fashion-mnist"
     @Option(name: .long, help: "Split of the reference: train or test.") var referenceSplit: String = "test"
-    @Option(name: .long, help: "Feature model: baseline (default), jem, jem-k10, a .safetensors or .onnx file.") var features: String = "baseline"
+    @Option(name: .long, help: "Feature model: baseline (default), jem, jem-k5, jem-k10, a .safetensors or .onnx file.") var features: String = "baseline"
     @Option(name: .long, parsing: .unconditional, help: "Use at most N images of each set.") var limit: Int?
     @Option(name: .long, parsing: .unconditional, help: "Batch size.") var batchSize: Int = 256
     @Option(name: .long, help: "Write the report as JSON.") var json: String?

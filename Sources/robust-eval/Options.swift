@@ -13,7 +13,7 @@ func parseFraction(_ s: String) -> Double? {
 }
 
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Model: 'jem' (bundled, default), 'baseline' (bundled), 'jem-k10' (bundled: the earlier, more robust and less accurate JEM), a .safetensors Wide-ResNet, or any CNN exported to .onnx.")
+    @Option(name: .long, help: "Model: 'jem' (bundled, default), 'baseline' (bundled), 'jem-k5' (bundled: the JEM trained with 5 SGLD steps, today's default), 'jem-k10' (bundled: the earlier, more robust and less accurate JEM), a .safetensors Wide-ResNet, or any CNN exported to .onnx.")
     var model: String = "jem"
     @Option(name: .long, help: "Architecture of a bare state dict, wrn-D-K (overrides metadata).")
     var arch: String?
@@ -55,8 +55,10 @@ struct ModelOptions: ParsableArguments {
 
 /// The models shipped with the toolkit, found next to the executable from any working directory.
 enum BundledModels {
+    /// `jem-k5` names the JEM trained with 5 SGLD steps (the default JEM until a new default lands;
+    /// until then both names read the same file), `jem-k10` the earlier one trained with 10.
     static let names = ["jem": "jem-fmnist.safetensors", "baseline": "baseline-fmnist.safetensors",
-                        "jem-k10": "jem-k10-fmnist.safetensors"]
+                        "jem-k5": "jem-fmnist.safetensors", "jem-k10": "jem-k10-fmnist.safetensors"]
 
     static func directory() -> String? {
         if let env = ProcessInfo.processInfo.environment["ROBUST_EVAL_MODELS"] { return env }
@@ -66,7 +68,7 @@ enum BundledModels {
     static func resolve(_ name: String) throws -> String {
         guard let file = names[name.lowercased()] else {
             if !FileManager.default.fileExists(atPath: name) {
-                throw ValidationError("unknown model '\(name)': expected jem, baseline, jem-k10 or an existing .safetensors or .onnx file")
+                throw ValidationError("unknown model '\(name)': expected jem, baseline, jem-k5, jem-k10 or an existing .safetensors or .onnx file")
             }
             return name
         }

@@ -165,7 +165,7 @@ struct Train: ParsableCommand {
         if let w = MPIWorld.current, w.rank == 0 {
             err.write("data-parallel over \(w.size) MPI ranks (\(Runtime.threads) thread(s) each): each takes 1/\(w.size) of every batch of \(config.batchSize) data and \(config.batchSize) samples; \(trainer.bytesPerIteration) bytes sent per rank per iteration\n".data(using: .utf8)!)
         }
-        if MPIWorld.current == nil || MPIWorld.current!.rank == 0 { err.write("training \(config.arch) on \(data.name) (\(data.count - config.validationSize) train, \(config.validationSize) held out), \(trainer.totalIterations) iterations, \(config.pxWeight > 0 ? "JEM, \(config.sgld.steps) SGLD steps" : "baseline classifier"); from iteration \(trainer.state.iteration)\n".data(using: .utf8)!) }
+        if MPIWorld.current == nil || MPIWorld.current!.rank == 0 { err.write("training \(config.arch) on \(data.name) (\(data.count - config.validationSize) train, \(config.validationSize) held out), \(trainer.totalIterations) iterations, \(config.pxWeight > 0 ? "JEM, \(config.sgld.steps) SGLD steps" : "baseline classifier")\(trainer.labelled.map { "; p(y|x) on \($0.count) labelled images (\(config.labelsPerClass ?? 0) per class)" } ?? ""); from iteration \(trainer.state.iteration)\n".data(using: .utf8)!) }
         let progress = Progress(total: trainer.totalIterations, label: "iter")
         let startIt = trainer.state.iteration, t0 = Date()
         try trainer.run(stopAfter: maxIters, log: { msg in
