@@ -8,7 +8,8 @@
 # are evaluated on the full Fashion-MNIST test split. Every run resumes from its checkpoint, and a
 # finished evaluation is kept, so the script can be stopped and re-run.
 #   NS (default "10 100"), KINDS (default "labelled-only jem"), EPOCHS (default 1), THREADS (default 2), OUT (default runs/semi)
-# Results: OUT/<run>/eval.json and a table on stdout; the README's table is copied from it.
+# Results: OUT/<run>/eval.json, copied with the run's log.jsonl to RESULTS/<run>.{json,log.jsonl}
+# (default docs/results/semi_supervised), and a table on stdout; the README's table is copied from it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release --product robust-eval >/dev/null
@@ -18,7 +19,8 @@ NS=${NS:-10 100}
 KINDS=${KINDS:-labelled-only jem}
 EPOCHS=${EPOCHS:-1}
 THREADS=${THREADS:-2}
-mkdir -p "$OUT"
+RESULTS=${RESULTS:-docs/results/semi_supervised}
+mkdir -p "$OUT" "$RESULTS"
 recipe=(--data fashion-mnist --arch wrn-10-2 --lr 1e-3 --warmup-iters 300 --no-augment --sgld-steps 5
         --sgld-clamp --energy-l2 0.1 --seed 1)
 run() {  # run NAME FLAGS...
@@ -33,6 +35,8 @@ run() {  # run NAME FLAGS...
         "$RE" eval --model "$dir/model.safetensors" --threads "$THREADS" --json "$dir/eval.json.tmp"
         mv "$dir/eval.json.tmp" "$dir/eval.json"
     fi
+    cp "$dir/eval.json" "$RESULTS/$name.json"
+    cp "$dir/log.jsonl" "$RESULTS/$name.log.jsonl"
 }
 for n in $NS; do
     for kind in $KINDS; do
