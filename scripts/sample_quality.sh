@@ -5,7 +5,8 @@
 # the control), all measured in
 # the baseline's feature space against the Fashion-MNIST test split. Each sample set and report is
 # kept in OUT (default docs/results/sample_quality); a re-run skips what exists, so it can be
-# stopped and continued.
+# stopped and continued. Every model samples with the same clamped sampler (the JEMs' training
+# sampler; unclamped, the baseline's chains leave [0, 1]).
 #   MODELS, COUNT (default 500 samples per set), STEPS (default 200), THREADS (default 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,8 @@ open(out, "wb").write(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") +
 PY
     "$B" fid --images "$OUT/samples/real_train.npy" --threads "$THREADS" --json "$OUT/real_train.json"
 fi
+# The ceiling at this sample count: COUNT images of uniform noise.
+[ -f "$OUT/noise.json" ] || "$B" fid --images "noise:$COUNT" --seed 1 --threads "$THREADS" --json "$OUT/noise.json"
 for model in $MODELS; do
     for mode in uncond cond gaussian; do
         s="$OUT/samples/${model}_${mode}.npy"
@@ -42,7 +45,7 @@ for model in $MODELS; do
             gaussian) args=(--per-class --count "$per" --init gaussian) ;;
         esac
         t0=$(date +%s)
-        "$B" sample --model "$model" "${args[@]}" --steps "$STEPS" --threads "$THREADS" --seed 1 --out "$s"
+        "$B" sample --model "$model" "${args[@]}" --clamp --steps "$STEPS" --threads "$THREADS" --seed 1 --out "$s"
         "$B" fid --images "$s" --threads "$THREADS" --json "$j"
         echo "$model $mode: $COUNT samples, $STEPS steps, $(( $(date +%s) - t0 )) s"
     done
@@ -53,6 +56,8 @@ out = sys.argv[1]
 print(f"{'model':10s} {'start':28s} {'FID':>8s} {'IS':>6s}")
 r = json.load(open(os.path.join(out, "real_train.json")))
 print(f"{'real':10s} {'training images':28s} {r['fid']:8.1f} {r['inception_score']:6.3f}")
+r = json.load(open(os.path.join(out, "noise.json")))
+print(f"{'noise':10s} {'uniform noise':28s} {r['fid']:8.1f} {r['inception_score']:6.3f}")
 for m in sys.argv[2:]:
     for mode, name in (("uncond", "noise, unconditional"), ("cond", "noise, class-conditional"), ("gaussian", "class Gaussians (JEM++)")):
         p = os.path.join(out, f"{m}_{mode}.json")

@@ -177,7 +177,7 @@ public final class SGLDDefense: Classifier {
             try SGLD.step(model, xk, config: sgld, noise: noise, rng: &rng)
         }
         var mean: Tensor?
-        var (_, v) = try model.inputGradient(xk) { z in
+        let (_, v) = try model.inputGradient(xk) { z in
             let m = chainMean(z, n: n)
             mean = m
             return chainSpread(try seed(m))
@@ -188,9 +188,7 @@ public final class SGLDDefense: Classifier {
         for xkPrev in trajectory.reversed() {
             for i in 0..<u.count { u.data[i] = s2[(i / hw) % ch] * v.data[i] }
             let hu = try model.logDensityHVP(xkPrev, u)
-            let next = v.copy()
-            for i in 0..<next.count { next.data[i] += hu.data[i] }
-            v = next
+            for i in 0..<v.count { v.data[i] += hu.data[i] }   // v is this pass's own gradient: update in place
         }
         return (mean!, chainSum(v, n: n))
     }
