@@ -32,8 +32,7 @@ run() {  # run NAME FLAGS...
         else
             "$RE" train --out "$dir" --threads "$THREADS" --log-every 50 --epochs "$EPOCHS" "${recipe[@]}" "$@"
         fi
-        "$RE" eval --model "$dir/model.safetensors" --threads "$THREADS" --json "$dir/eval.json.tmp"
-        mv "$dir/eval.json.tmp" "$dir/eval.json"
+        "$RE" eval --model "$dir/model.safetensors" --threads "$THREADS" --json "$dir/eval.json"   # written atomically
     fi
     cp "$dir/eval.json" "$RESULTS/$name.json"
     cp "$dir/log.jsonl" "$RESULTS/$name.log.jsonl"

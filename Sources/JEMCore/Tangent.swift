@@ -9,16 +9,7 @@ import CJEMKernels
 extension WideResNet {
     /// Primal and tangent through one conv: tangent has no bias.
     private func convPair(_ c: Conv2d, _ x: Variable, _ t: Tensor, _ tape: Tape?) throws -> (Variable, Tensor) {
-        let y = try c(x, tape: tape)
-        let s = t.shape
-        let (oh, ow) = c.outputSize(s[2], s[3])
-        let out = Tensor(uninitialized: [s[0], c.outputChannels, oh, ow])   // written in full by the kernel
-        let ws = Tensor(uninitialized: [jem_conv2d_workspace(Int32(s[1]), Int32(c.kernelSize), Int32(c.kernelSize), Int32(oh), Int32(ow),
-                                                             Int32(c.outputChannels), Int32(Runtime.threads))])
-        jem_conv2d_forward(out.data, t.data, c.weight.value.data, nil, Int32(s[0]), Int32(s[1]), Int32(s[2]), Int32(s[3]),
-                           Int32(c.outputChannels), Int32(c.kernelSize), Int32(c.kernelSize), Int32(c.stride), Int32(c.padding),
-                           Int32(oh), Int32(ow), ws.data)
-        return (y, out)
+        (try c(x, tape: tape), c.forward(t, bias: false))
     }
 
     private func bnPair(_ bn: BatchNorm2d?, _ x: Variable, _ t: Tensor, _ tape: Tape?) throws -> (Variable, Tensor) {
