@@ -118,8 +118,11 @@ public struct AutoAttackState: Codable, Equatable {
     public var adversarials: [String: String] = [:]
     /// Clean accuracy of each evaluation run (one for a deterministic model).
     public var cleanRunAccuracies: [Double] = []
-    /// Accuracy of each fresh evaluation run on the final points.
+    /// Accuracy of each evaluation run on the final points.
     public var robustRunAccuracies: [Double] = []
+    /// For each example, whether each evaluation run classified its latest point correctly (the
+    /// runs that judged it; empty for a state written before this was kept).
+    public var latestRunCorrect: [[Bool]]? = nil
 
     public var complete: Bool = false
 }
@@ -238,6 +241,7 @@ public final class AutoAttackRunner {
             state.robust = (0..<n).map { state.cleanPredictions[$0] == labels[$0] }
             state.brokenBy = Array(repeating: nil, count: n)
             state.adversarialPredictions = state.cleanPredictions
+            state.latestRunCorrect = (0..<n).map { i in runs.map { $0[i] == labels[i] } }
             try checkpoint(state)
         }
         for attack in components.dropFirst(state.finished.count) {
@@ -254,6 +258,7 @@ public final class AutoAttackRunner {
                 let runs = try predictions(xa, rng: &rng)
                 for (j, i) in idx.enumerated() {
                     state.adversarials[String(i)] = Data(bytes: xa.data + j * per, count: per * 4).base64EncodedString()
+                    state.latestRunCorrect?[i] = runs.map { $0[j] == labels[i] }
                     guard let wrong = runs.first(where: { $0[j] != labels[i] }) else { continue }
                     state.robust[i] = false
                     state.brokenBy[i] = attack.name
@@ -270,18 +275,16 @@ public final class AutoAttackRunner {
             try checkpoint(state)
         }
         if state.robustRunAccuracies.isEmpty {
-            // Fresh evaluation runs on the final points (mean ± sd over runs for a stochastic model).
-            let finals = try result().adversarials
-            var correct = [Int](repeating: 0, count: model.isStochastic ? evalRuns : 1)
-            var s = 0
-            while s < n {
-                let m = min(batchSize, n - s)
-                var rng = modelStreams(s..<(s + m), "final")
-                let p = try predictions(finals.rows(s, m), rng: &rng)
-                for r in 0..<p.count { correct[r] += (0..<m).filter { p[r][$0] == labels[s + $0] && state.cleanPredictions[s + $0] == labels[s + $0] }.count }
-                s += m
+            // Accuracy per evaluation run on the final points: the runs that judged each example's
+            // final point (its clean image, or the last attack's point) are these runs, so a robust
+            // example is correct in every one and no fresh runs are needed (mean ≥ worst case).
+            guard let latest = state.latestRunCorrect, latest.count == n else {
+                throw JEMError.invalidArgument("--state was written by an earlier version of robust-eval (no per-run results); run again without it")
             }
-            state.robustRunAccuracies = correct.map { Double($0) / Double(n) }
+            let runs = latest.first?.count ?? 1
+            state.robustRunAccuracies = (0..<runs).map { r in
+                Double((0..<n).filter { state.cleanPredictions[$0] == labels[$0] && latest[$0][r] }.count) / Double(n)
+            }
         }
         state.complete = true
         try checkpoint(state)

@@ -269,6 +269,48 @@ final class AutoAttackTests: XCTestCase {
             XCTAssertEqual(resumed.adversarialPredictions, full.adversarialPredictions)
             XCTAssertEqual(resumed.adversarials.array, full.adversarials.array)
             XCTAssertEqual(resumed.perAttack.map(\.robust), full.perAttack.map(\.robust))
+            XCTAssertEqual(resumed.robustRunAccuracies, full.robustRunAccuracies)
+        }
+    }
+
+    /// A linear model whose logits carry per-row noise: a stochastic model for the evaluation runs.
+    final class NoisyLinear: Classifier {
+        let base: LinearClassifier, std: Float
+        init(_ base: LinearClassifier, std: Float) { self.base = base; self.std = std }
+        var numClasses: Int { base.numClasses }
+        var gradientDescription: String { "exact (linear)" }
+        var isStochastic: Bool { true }
+        func logits(_ x: Tensor, rng: inout RowStreams) throws -> Tensor {
+            let z = try base.logits(x, rng: &rng), e = Tensor(shape: z.shape)
+            rng.fillNormal(e, std: std)
+            for i in 0..<z.count { z.data[i] += e.data[i] }
+            return z
+        }
+        func inputGradient(_ x: Tensor, rng: inout RowStreams, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
+            try base.inputGradient(x, rng: &rng, seed: seed)
+        }
+    }
+
+    func testEvaluationRunsOfAStochasticModel() throws {
+        let (m, x, y) = linearProblem()
+        let noisy = NoisyLinear(m, std: 0.3)
+        var c = AutoAttackConfig(); c.epsilon = 0.03; c.iterations = 5; c.attacks = [.apgdCE]
+        var states: [AutoAttackState] = []
+        let r = try AutoAttackRunner(model: noisy, config: c, images: x, labels: y, batchSize: 16, evalRuns: 4, fingerprint: [:])
+            .run(checkpoint: { states.append($0) })
+        XCTAssertEqual(r.cleanRunAccuracies.count, 4); XCTAssertEqual(r.robustRunAccuracies.count, 4)
+        // Robust means correct in every run that judged the final point, so no run is below the worst case,
+        // and a run's accuracy on the final points is at most its clean accuracy's ceiling (1).
+        for a in r.robustRunAccuracies { XCTAssertGreaterThanOrEqual(a, r.robustAccuracy - 1e-12); XCTAssertLessThanOrEqual(a, 1) }
+        XCTAssertLessThan(r.robustAccuracy, r.cleanAccuracy, "the attack breaks some points")
+        // The noise matters: the runs disagree somewhere.
+        XCTAssertGreaterThan(Set(r.cleanRunAccuracies).count + Set(r.robustRunAccuracies).count, 2)
+        // A state written before per-run results were kept cannot finish the run: a clear error.
+        guard var old = states.first(where: { !$0.finished.isEmpty && !$0.complete }) else { return XCTFail("no mid-run state") }
+        old.latestRunCorrect = nil; old.robustRunAccuracies = []
+        XCTAssertThrowsError(try AutoAttackRunner(model: noisy, config: c, images: x, labels: y, batchSize: 16, evalRuns: 4,
+                                                  fingerprint: [:], resume: old).run()) { e in
+            XCTAssertTrue("\(e)".contains("--state"), "\(e)")
         }
     }
 
