@@ -32,6 +32,3 @@ int jem_num_threads(void) { return g_threads; }
 static int batch_invariant = 0;
 void jem_set_batch_invariant(int on) { batch_invariant = on != 0; }
 int jem_batch_invariant(void) { return batch_invariant; }
-static int invariant_group = 1;
-void jem_set_invariant_group(int g) { invariant_group = g < 1 ? 1 : g; }
-int jem_invariant_group(void) { return invariant_group; }

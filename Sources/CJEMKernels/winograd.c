@@ -111,12 +111,10 @@ static void transform_input(float* V, size_t xs, const float* inp, int n0, int n
 static void winograd_run(float* out, const float* inp, const float* U, const float* bias,
                          int N, int C, int H, int W, int OC, float* work, int act, float slope) {
     const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW;
-    // Batch-invariant mode batches only within a group of rows that always travel together
-    // (chunks hold whole groups); otherwise every image gets GEMMs of its own.
-    int g = jem_batch_invariant() ? jem_invariant_group() : 1;
-    const int NB0 = chunk_images(H, W);
-    if (g > NB0 || N % g != 0) g = 1;
-    const int NB = jem_batch_invariant() ? (NB0 / g) * g : NB0, NC = (N + NB - 1) / NB;
+    // Chunks of >= 256 tiles, but never so few chunks that a thread idles (a batch of 16 images
+    // on 7×7 maps is one chunk of 16 otherwise).
+    const int threads = omp_get_max_threads(), even = (N + threads - 1) / threads;
+    const int NB0 = chunk_images(H, W), NB = even < NB0 ? (even < 1 ? 1 : even) : NB0, NC = (N + NB - 1) / NB;
     const size_t tmax = (size_t)NB0 * TI;
     #pragma omp parallel for schedule(static) if (NC > 1)
     for (int ch = 0; ch < NC; ch++) {
@@ -126,20 +124,17 @@ static void winograd_run(float* out, const float* inp, const float* U, const flo
         float* M = V + 16 * (tmax * (size_t)C + SKEW);
         const size_t xs = (size_t)C * T + SKEW, ms = (size_t)OC * T + SKEW;   // strides between the 16 matrices
         transform_input(V, xs, inp, n0, nb, C, H, W);
-        // Batch-invariant mode: one GEMM per group (an image, or an example's chains), always of
-        // shape (OC, g·TI, C), so a result does not depend on what else shares the chunk (BLAS
-        // kernels depend on shape).
-        const int per_group = jem_batch_invariant();
+        // Batch-invariant mode: the GEMM whose columns do not depend on the call's shape, so a
+        // result does not depend on what else shares the chunk (OpenBLAS's do).
+        const int invariant = jem_batch_invariant();
         // β = 1 into a cleared M: OpenBLAS's β = 0 path clears C with a slow scalar pass per GEMM
         // call (8 % of a full-chain defense profile); one memset of the chunk's M is cheaper and
         // gives the same sums (0 + Σ).
         memset(M, 0, sizeof(float) * (15 * ms + (size_t)OC * T));
         for (int xi = 0; xi < 16; xi++) {
             const float* u = U + (size_t)xi * ((size_t)OC * C + SKEW);
-            if (per_group) {
-                for (int i = 0; i < nb; i += g)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, g * TI, C,
-                                1.0f, u, C, V + (size_t)xi * xs + (size_t)i * TI, T, 1.0f, M + (size_t)xi * ms + (size_t)i * TI, T);
+            if (invariant) {
+                jem_sgemm_invariant(OC, T, C, u, C, V + (size_t)xi * xs, T, M + (size_t)xi * ms, T);
             } else {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, T, C,
                             1.0f, u, C, V + (size_t)xi * xs, T, 1.0f, M + (size_t)xi * ms, T);
@@ -208,8 +203,11 @@ size_t jem_winograd_wgrad_workspace(int C, int OC, int H, int W, int threads) {
 void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, const float* inp,
                                           int N, int C, int H, int W, int OC, float* work) {
     const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW;
-    const int NB = chunk_images(H, W), NC = (N + NB - 1) / NB;
-    const size_t tmax = (size_t)NB * TI;
+    // Chunks of >= 256 tiles, but never so few chunks that a thread idles (a batch of 16 images
+    // on 7×7 maps is one chunk of 16 otherwise).
+    const int threads = omp_get_max_threads(), even = (N + threads - 1) / threads;
+    const int NB0 = chunk_images(H, W), NB = even < NB0 ? (even < 1 ? 1 : even) : NB0, NC = (N + NB - 1) / NB;
+    const size_t tmax = (size_t)NB0 * TI;
     const size_t us = (size_t)OC * C + SKEW;   // stride between the 16 (OC, C) matrices of dU
     const size_t per = 16 * (tmax * ((size_t)C + OC) + 2 * SKEW) + 16 * us;
     int T_threads = 1;

@@ -24,19 +24,4 @@ public enum Runtime {
         set { jem_set_batch_invariant(newValue ? 1 : 0) }
     }
 
-    /// In batch-invariant mode, rows come in aligned groups of this size that always travel
-    /// together (an example's SGLD chains): kernels may batch within a group. Default 1.
-    public static var invariantGroup: Int {
-        get { Int(jem_invariant_group()) }
-        set { jem_set_invariant_group(Int32(newValue)) }
-    }
-
-    /// Runs `body` with rows grouped by `size` (see `invariantGroup`).
-    public static func grouped<R>(_ size: Int, _ body: () throws -> R) rethrows -> R {
-        let old = invariantGroup
-        invariantGroup = size
-        defer { invariantGroup = old }
-        return try body()
-    }
-
 }

@@ -125,14 +125,12 @@ public final class SGLDDefense: Classifier {
         return out
     }
 
-    // An example's chains are rows i·chains ..< (i+1)·chains of every batch the model sees: the
-    // kernels may batch them together without breaking per-example invariance.
     public func logits(_ x: Tensor, rng: inout RowStreams) throws -> Tensor {
-        try Runtime.grouped(config.chains) { chainMean(try model.logits(try refine(x, rng: &rng)), n: x.shape[0]) }
+        chainMean(try model.logits(try refine(x, rng: &rng)), n: x.shape[0])
     }
 
     public func inputGradient(_ x: Tensor, rng: inout RowStreams, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
-        try Runtime.grouped(config.chains) { try chainGradient(x, rng: &rng, seed: seed) }
+        try chainGradient(x, rng: &rng, seed: seed)
     }
 
     func chainGradient(_ x: Tensor, rng: inout RowStreams, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {

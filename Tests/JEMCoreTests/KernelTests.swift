@@ -55,6 +55,58 @@ final class KernelTests: XCTestCase {
         if ProcessInfo.processInfo.environment["JEM_WINOGRAD"] != "0" { XCTAssertEqual(wino.count, 3) }
     }
 
+    func testInvariantGEMMMatchesItsOracleAndIgnoresTheCallShape() {
+        var rng = SeededRandom(seed: 5)
+        for (m, n, k) in [(1, 1, 1), (4, 24, 16), (7, 53, 9), (13, 100, 32), (32, 196, 16), (128, 40, 128)] {
+            let a = randomTensor([m, k], &rng), b = randomTensor([k, n], &rng), c0 = randomTensor([m, n], &rng)
+            let fast = c0.copy(), slow = c0.copy()
+            jem_sgemm_invariant(Int32(m), Int32(n), Int32(k), a.data, Int32(k), b.data, Int32(n), fast.data, Int32(n))
+            jem_sgemm_invariant_reference(Int32(m), Int32(n), Int32(k), a.data, Int32(k), b.data, Int32(n), slow.data, Int32(n))
+            XCTAssertEqual(fast.array, slow.array, "kernel vs oracle, bitwise, \(m)×\(n)×\(k)")
+            // Any block of columns, computed alone, gives the same bits as inside the whole call.
+            for (j0, w) in [(0, 1), (n / 3, max(1, n / 2)), (max(0, n - 5), min(5, n))] where j0 + w <= n {
+                let part = Tensor(shape: [m, w])
+                for i in 0..<m { for j in 0..<w { part.data[i * w + j] = c0.data[i * n + j0 + j] } }
+                jem_sgemm_invariant(Int32(m), Int32(w), Int32(k), a.data, Int32(k), b.data + j0, Int32(n), part.data, Int32(w))
+                for i in 0..<m { for j in 0..<w where part.data[i * w + j].bitPattern != fast.data[i * n + j0 + j].bitPattern {
+                    return XCTFail("column \(j0 + j) of \(m)×\(n)×\(k) differs when computed in a call of \(w) columns")
+                } }
+            }
+        }
+    }
+
+    func testConvolutionInBatchInvariantModeIsPerImage() throws {
+        Runtime.batchInvariant = true
+        defer { Runtime.batchInvariant = false }
+        var rng = SeededRandom(seed: 6)
+        // Winograd at 14×14 (49 tiles per image, chunks of 6 images) and 7×7 (16 tiles, chunks of 16), im2col at 4×4.
+        for cc in [ConvCase(n: 9, c: 16, h: 14, w: 14, oc: 20, k: 3, stride: 1, pad: 1),
+                   ConvCase(n: 19, c: 24, h: 7, w: 7, oc: 16, k: 3, stride: 1, pad: 1),
+                   ConvCase(n: 5, c: 16, h: 4, w: 4, oc: 16, k: 3, stride: 1, pad: 1)] {
+            let x = randomTensor([cc.n, cc.c, cc.h, cc.w], &rng), w = randomTensor([cc.oc, cc.c, 3, 3], &rng), b = randomTensor([cc.oc], &rng)
+            let ws = Tensor(shape: [jem_conv2d_workspace(Int32(cc.c), 3, 3, Int32(cc.h), Int32(cc.w), Int32(cc.oc), 2)])
+            func forward(_ xs: Tensor) -> Tensor {
+                let y = Tensor(shape: [xs.shape[0], cc.oc, cc.h, cc.w])
+                jem_conv2d_forward(y.data, xs.data, w.data, b.data, Int32(xs.shape[0]), Int32(cc.c), Int32(cc.h), Int32(cc.w), Int32(cc.oc), 3, 3, 1, 1, Int32(cc.h), Int32(cc.w), ws.data)
+                return y
+            }
+            func backward(_ dy: Tensor) -> Tensor {
+                let dx = Tensor(shape: [dy.shape[0], cc.c, cc.h, cc.w])
+                jem_conv2d_backward_input(dx.data, dy.data, w.data, Int32(dy.shape[0]), Int32(cc.c), Int32(cc.h), Int32(cc.w), Int32(cc.oc), 3, 3, 1, 1, Int32(cc.h), Int32(cc.w), ws.data)
+                return dx
+            }
+            let y = forward(x)
+            let slow = Tensor(shape: y.shape)
+            jem_conv2d_forward_naive(slow.data, x.data, w.data, b.data, Int32(cc.n), Int32(cc.c), Int32(cc.h), Int32(cc.w), Int32(cc.oc), 3, 3, 1, 1, Int32(cc.h), Int32(cc.w))
+            assertClose(y, slow, tol: 1e-5, "invariant conv forward \(cc)")
+            let dx = backward(y)
+            for i in [0, cc.n / 2, cc.n - 1] {
+                XCTAssertEqual(forward(x.rows(i, 1)).array, y.rows(i, 1).array, "forward of image \(i) alone vs in a batch of \(cc.n), \(cc)")
+                XCTAssertEqual(backward(y.rows(i, 1)).array, dx.rows(i, 1).array, "input gradient of image \(i) alone vs in the batch, \(cc)")
+            }
+        }
+    }
+
     func testLinearMatchesNaive() {
         var rng = SeededRandom(seed: 2)
         for (n, i, o) in [(1, 3, 2), (7, 13, 5), (64, 128, 10)] {

@@ -24,10 +24,6 @@ int jem_num_threads(void);
 /// size, so an image's outputs are bitwise the same in any batch (the attacks' determinism needs it).
 void jem_set_batch_invariant(int on);
 int jem_batch_invariant(void);
-/// In batch-invariant mode: rows come in aligned groups of g that always travel together (an
-/// example's SGLD chains), so kernels may batch within a group. 1: every row on its own.
-void jem_set_invariant_group(int g);
-int jem_invariant_group(void);
 
 // ---- convolution (im2col + sgemm, one image per OpenMP thread) ------------------------------
 /// Floats of workspace the conv kernels need: threads * (C*KH*KW*OH*OW + OC*C*KH*KW).
@@ -67,6 +63,11 @@ void jem_conv3x3_winograd_forward_act(float* out, const float* inp, const float*
                                       int N, int C, int H, int W, int OC, float* work, int act, float slope);
 void jem_conv3x3_winograd_backward_input(float* dinp, const float* dout, const float* weight,
                                          int N, int C, int H, int W, int OC, float* work);
+/// C (M, N) += A (M, K) · B (K, N), row-major, each element one FMA chain over k in order: a
+/// column's result does not depend on N or on its position (batch-invariant mode's GEMM).
+/// `_reference` is the naive oracle with the same arithmetic (bit-identical by construction).
+void jem_sgemm_invariant(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc);
+void jem_sgemm_invariant_reference(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc);
 /// dweight (OC, C, 3, 3) += weight gradient by Winograd; workspace: jem_winograd_wgrad_workspace.
 size_t jem_winograd_wgrad_workspace(int C, int OC, int H, int W, int threads);
 void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, const float* inp,

@@ -1,0 +1,86 @@
+// gemm_invariant.c: C (M, N) += A (M, K) · B (K, N), row-major, for batch-invariant mode.
+// Every element is one fused multiply-add chain over k = 0, 1, ..., K−1 starting from C, whatever
+// N is and wherever its column sits (full vectors or the masked tail: a lane of a vector FMA
+// rounds exactly like a scalar one). So one call can hold a whole chunk of images and each image's
+// columns come out bit-identical to a call holding that image alone. OpenBLAS gives no such
+// promise: its results for a column change with the call's shape and the column's position, which
+// is why batch-invariant mode used to issue one small GEMM per image.
+#include "jem_kernels.h"
+#include <immintrin.h>
+
+static inline __m256i tail_mask(int n) {   // lanes 0..n−1 on (n may be ≤ 0 or ≥ 8)
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes);
+}
+
+// A block of 4 rows × 24 columns (12 accumulators); `cols` < 24 masks the tail.
+static inline __attribute__((always_inline))
+void block4x24(int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc, int cols, int masked) {
+    __m256i m0 = tail_mask(cols), m1 = tail_mask(cols - 8), m2 = tail_mask(cols - 16);
+    __m256 c[4][3];
+    for (int r = 0; r < 4; r++) {
+        const float* cr = C + (size_t)r * ldc;
+        c[r][0] = masked ? _mm256_maskload_ps(cr, m0) : _mm256_loadu_ps(cr);
+        c[r][1] = masked ? _mm256_maskload_ps(cr + 8, m1) : _mm256_loadu_ps(cr + 8);
+        c[r][2] = masked ? _mm256_maskload_ps(cr + 16, m2) : _mm256_loadu_ps(cr + 16);
+    }
+    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * (size_t)lda, *a3 = A + 3 * (size_t)lda;
+    for (int k = 0; k < K; k++) {
+        const float* b = B + (size_t)k * ldb;
+        __m256 b0 = masked ? _mm256_maskload_ps(b, m0) : _mm256_loadu_ps(b);
+        __m256 b1 = masked ? _mm256_maskload_ps(b + 8, m1) : _mm256_loadu_ps(b + 8);
+        __m256 b2 = masked ? _mm256_maskload_ps(b + 16, m2) : _mm256_loadu_ps(b + 16);
+        __m256 a;
+        a = _mm256_broadcast_ss(a0 + k);
+        c[0][0] = _mm256_fmadd_ps(a, b0, c[0][0]); c[0][1] = _mm256_fmadd_ps(a, b1, c[0][1]); c[0][2] = _mm256_fmadd_ps(a, b2, c[0][2]);
+        a = _mm256_broadcast_ss(a1 + k);
+        c[1][0] = _mm256_fmadd_ps(a, b0, c[1][0]); c[1][1] = _mm256_fmadd_ps(a, b1, c[1][1]); c[1][2] = _mm256_fmadd_ps(a, b2, c[1][2]);
+        a = _mm256_broadcast_ss(a2 + k);
+        c[2][0] = _mm256_fmadd_ps(a, b0, c[2][0]); c[2][1] = _mm256_fmadd_ps(a, b1, c[2][1]); c[2][2] = _mm256_fmadd_ps(a, b2, c[2][2]);
+        a = _mm256_broadcast_ss(a3 + k);
+        c[3][0] = _mm256_fmadd_ps(a, b0, c[3][0]); c[3][1] = _mm256_fmadd_ps(a, b1, c[3][1]); c[3][2] = _mm256_fmadd_ps(a, b2, c[3][2]);
+    }
+    for (int r = 0; r < 4; r++) {
+        float* cr = C + (size_t)r * ldc;
+        if (masked) {
+            _mm256_maskstore_ps(cr, m0, c[r][0]); _mm256_maskstore_ps(cr + 8, m1, c[r][1]); _mm256_maskstore_ps(cr + 16, m2, c[r][2]);
+        } else {
+            _mm256_storeu_ps(cr, c[r][0]); _mm256_storeu_ps(cr + 8, c[r][1]); _mm256_storeu_ps(cr + 16, c[r][2]);
+        }
+    }
+}
+
+// One row × 24 columns (the rows left over when M is not a multiple of 4).
+static void block1x24(int K, const float* A, const float* B, int ldb, float* C, int cols) {
+    __m256i m0 = tail_mask(cols), m1 = tail_mask(cols - 8), m2 = tail_mask(cols - 16);
+    __m256 c0 = _mm256_maskload_ps(C, m0), c1 = _mm256_maskload_ps(C + 8, m1), c2 = _mm256_maskload_ps(C + 16, m2);
+    for (int k = 0; k < K; k++) {
+        const float* b = B + (size_t)k * ldb;
+        __m256 a = _mm256_broadcast_ss(A + k);
+        c0 = _mm256_fmadd_ps(a, _mm256_maskload_ps(b, m0), c0);
+        c1 = _mm256_fmadd_ps(a, _mm256_maskload_ps(b + 8, m1), c1);
+        c2 = _mm256_fmadd_ps(a, _mm256_maskload_ps(b + 16, m2), c2);
+    }
+    _mm256_maskstore_ps(C, m0, c0); _mm256_maskstore_ps(C + 8, m1, c1); _mm256_maskstore_ps(C + 16, m2, c2);
+}
+
+void jem_sgemm_invariant(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
+    for (int j = 0; j < N; j += 24) {
+        const int cols = N - j < 24 ? N - j : 24;
+        int i = 0;
+        for (; i + 4 <= M; i += 4) {
+            if (cols == 24) block4x24(K, A + (size_t)i * lda, lda, B + j, ldb, C + (size_t)i * ldc + j, ldc, 24, 0);
+            else block4x24(K, A + (size_t)i * lda, lda, B + j, ldb, C + (size_t)i * ldc + j, ldc, cols, 1);
+        }
+        for (; i < M; i++) block1x24(K, A + (size_t)i * lda, B + j, ldb, C + (size_t)i * ldc + j, cols);
+    }
+}
+
+void jem_sgemm_invariant_reference(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float s = C[(size_t)i * ldc + j];
+            for (int k = 0; k < K; k++) s = __builtin_fmaf(A[(size_t)i * lda + k], B[(size_t)k * ldb + j], s);
+            C[(size_t)i * ldc + j] = s;
+        }
+}
