@@ -37,6 +37,8 @@ struct Bench: ParsableCommand {
         latency (batch-1 forward and input gradient).
         """) var workload: String?
     @Option(name: .long, help: "An ONNX (or .safetensors) model: time its forward and input gradient on random images of its input size instead of the layer rows.") var model: String?
+    @Flag(name: .long, help: "Run in batch-invariant mode, as the attacks, eval and the defense's evaluation run (an image's result independent of its batch).")
+    var batchInvariant = false
     @OptionGroup var runtime: RuntimeOptions
 
     static let cases: [(String, Int, Int)] = [("wrn-10-2", 1, 28), ("wrn-10-2", 3, 32), ("wrn-16-4", 1, 28), ("wrn-16-4", 3, 32), ("wrn-28-10", 3, 32)]
@@ -136,6 +138,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         runtime.apply()
         guard batch > 0, repeats > 0 else { throw ValidationError("--batch and --repeats must be positive") }
+        if batchInvariant { Runtime.batchInvariant = true; print("batch-invariant mode") }
         if let workload {
             let rows = try workloads(workload.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
             if let json { try writeJSON(BenchReport(threads: Runtime.threads, rows: rows), to: json) }
