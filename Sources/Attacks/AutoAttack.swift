@@ -121,7 +121,7 @@ public struct AutoAttackState: Codable, Equatable {
     /// Accuracy of each evaluation run on the final points.
     public var robustRunAccuracies: [Double] = []
     /// For each example, whether each evaluation run classified its latest point correctly (the
-    /// runs that judged it; empty for a state written before this was kept).
+    /// runs that judged it; nil in a state written before this was kept).
     public var latestRunCorrect: [[Bool]]? = nil
 
     public var complete: Bool = false
