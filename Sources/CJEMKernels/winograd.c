@@ -20,6 +20,13 @@ static inline int chunk_images(int H, int W) {
     return nb < 1 ? 1 : (nb > 16 ? 16 : nb);
 }
 
+// Images per chunk for a batch of N: chunks of >= 256 tiles (at most chunk_images), but never so
+// few chunks that a thread idles (16 images on 7×7 maps would otherwise be one chunk of 16).
+static inline int chunk_size(int N, int H, int W) {
+    const int threads = omp_get_max_threads(), even = (N + threads - 1) / threads, nb = chunk_images(H, W);
+    return even < nb ? (even < 1 ? 1 : even) : nb;
+}
+
 // The 16 transformed matrices of a chunk lie SKEW floats further apart than their size: with
 // power-of-two sizes (C·T = 64·256 on 32×32 maps) the 16 streams of the transforms would
 // otherwise map to the same cache sets.
@@ -111,11 +118,11 @@ static void transform_input(float* V, size_t xs, const float* inp, int n0, int n
 static void winograd_run(float* out, const float* inp, const float* U, const float* bias,
                          int N, int C, int H, int W, int OC, float* work, int act, float slope) {
     const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW;
-    // Chunks of >= 256 tiles, but never so few chunks that a thread idles (a batch of 16 images
-    // on 7×7 maps is one chunk of 16 otherwise).
-    const int threads = omp_get_max_threads(), even = (N + threads - 1) / threads;
-    const int NB0 = chunk_images(H, W), NB = even < NB0 ? (even < 1 ? 1 : even) : NB0, NC = (N + NB - 1) / NB;
-    const size_t tmax = (size_t)NB0 * TI;
+    const int NB = chunk_size(N, H, W), NC = (N + NB - 1) / NB;
+    const size_t tmax = (size_t)chunk_images(H, W) * TI;   // the workspace's chunk
+    // Batch-invariant mode: the GEMM whose columns do not depend on the call's shape, so a result
+    // does not depend on what else shares the chunk (OpenBLAS's do).
+    const int invariant = jem_batch_invariant();
     #pragma omp parallel for schedule(static) if (NC > 1)
     for (int ch = 0; ch < NC; ch++) {
         const int n0 = ch * NB, nb = (N - n0) < NB ? (N - n0) : NB;
@@ -124,9 +131,6 @@ static void winograd_run(float* out, const float* inp, const float* U, const flo
         float* M = V + 16 * (tmax * (size_t)C + SKEW);
         const size_t xs = (size_t)C * T + SKEW, ms = (size_t)OC * T + SKEW;   // strides between the 16 matrices
         transform_input(V, xs, inp, n0, nb, C, H, W);
-        // Batch-invariant mode: the GEMM whose columns do not depend on the call's shape, so a
-        // result does not depend on what else shares the chunk (OpenBLAS's do).
-        const int invariant = jem_batch_invariant();
         // β = 1 into a cleared M: OpenBLAS's β = 0 path clears C with a slow scalar pass per GEMM
         // call (8 % of a full-chain defense profile); one memset of the chunk's M is cheaper and
         // gives the same sums (0 + Σ).
@@ -203,11 +207,8 @@ size_t jem_winograd_wgrad_workspace(int C, int OC, int H, int W, int threads) {
 void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, const float* inp,
                                           int N, int C, int H, int W, int OC, float* work) {
     const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW;
-    // Chunks of >= 256 tiles, but never so few chunks that a thread idles (a batch of 16 images
-    // on 7×7 maps is one chunk of 16 otherwise).
-    const int threads = omp_get_max_threads(), even = (N + threads - 1) / threads;
-    const int NB0 = chunk_images(H, W), NB = even < NB0 ? (even < 1 ? 1 : even) : NB0, NC = (N + NB - 1) / NB;
-    const size_t tmax = (size_t)NB0 * TI;
+    const int NB = chunk_size(N, H, W), NC = (N + NB - 1) / NB;
+    const size_t tmax = (size_t)chunk_images(H, W) * TI;   // the workspace's chunk
     const size_t us = (size_t)OC * C + SKEW;   // stride between the 16 (OC, C) matrices of dU
     const size_t per = 16 * (tmax * ((size_t)C + OC) + 2 * SKEW) + 16 * us;
     int T_threads = 1;

@@ -31,12 +31,17 @@ public final class Conv2d {
         ((h + 2 * padding - kernelSize) / stride + 1, (w + 2 * padding - kernelSize) / stride + 1)
     }
 
+    /// Floats of scratch the kernels need for an output of oh × ow (forward and both backward passes).
+    func workspace(_ oh: Int, _ ow: Int) -> Int {
+        jem_conv2d_workspace(Int32(inputChannels), Int32(kernelSize), Int32(kernelSize), Int32(oh), Int32(ow), Int32(outputChannels), Int32(Runtime.threads))
+    }
+
     /// The convolution of a checked (N, C, H, W) input, untaped; `bias: false` leaves the bias out
     /// (the tangent pass of a Hessian–vector product).
     func forward(_ x: Tensor, bias withBias: Bool) -> Tensor {
         let s = x.shape, (oh, ow) = outputSize(s[2], s[3]), k = Int32(kernelSize)
         let out = Tensor(uninitialized: [s[0], outputChannels, oh, ow])   // written in full by the kernel
-        let work = Tensor(uninitialized: [jem_conv2d_workspace(Int32(s[1]), k, k, Int32(oh), Int32(ow), Int32(outputChannels), Int32(Runtime.threads))])
+        let work = Tensor(uninitialized: [workspace(oh, ow)])
         jem_conv2d_forward(out.data, x.data, weight.value.data, withBias ? bias?.value.data : nil,
                            Int32(s[0]), Int32(s[1]), Int32(s[2]), Int32(s[3]), Int32(outputChannels), k, k,
                            Int32(stride), Int32(padding), Int32(oh), Int32(ow), work.data)
@@ -54,13 +59,12 @@ public final class Conv2d {
             throw JEMError.invalidArgument("\(weight.name): input \(h)×\(w) is too small for a \(kernelSize)×\(kernelSize) kernel")
         }
         let oc = outputChannels, k = kernelSize, st = stride, pad = padding
-        let wsCount = jem_conv2d_workspace(Int32(c), Int32(k), Int32(k), Int32(oh), Int32(ow), Int32(oc), Int32(Runtime.threads))
         let y = Variable(forward(x.value, bias: true), requiresGrad: needsGrad(tape, x))
         if let tape, y.requiresGrad {
             let weight = self.weight, bias = self.bias
             tape.record {
                 guard let dy = y.grad else { return }
-                let work = Tensor(uninitialized: [wsCount])
+                let work = Tensor(uninitialized: [self.workspace(oh, ow)])
                 if tape.parameterGradients {
                     jem_conv2d_backward_weight(weight.grad.data, bias?.grad.data, dy.data, x.value.data,
                                                Int32(n), Int32(c), Int32(h), Int32(w), Int32(oc), Int32(k), Int32(k),
