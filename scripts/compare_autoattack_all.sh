@@ -8,9 +8,9 @@ cd "$(dirname "$0")/.."
 N=${N:-500}
 for cfg in ${CONFIGS:-baseline:linf jem:linf jem-k10:linf baseline:l2 jem:l2 jem-k10:l2}; do
     m=${cfg%%:*}; norm=${cfg##*:}
-    file=$m-fmnist.safetensors
-    out=docs/results/autoattack_compare_${m//-/_}_$norm.json
+    file=$(.build/release/robust-eval info --model "$m" | sed -n 's/^file: *//p')
+    out=docs/results/autoattack_compare_${m}_$norm.json
     [ -f "$out" ] && { echo "skip $out"; continue; }
     echo "== $m $norm ($(date +%T))"
-    venv/bin/python scripts/compare_autoattack.py --model Sources/robust-eval/Models/$file --n "$N" --norm "$norm" --json "$out"
+    venv/bin/python scripts/compare_autoattack.py --model "$file" --n "$N" --norm "$norm" --json "$out"
 done

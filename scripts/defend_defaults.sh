@@ -5,14 +5,14 @@
 #  2. the defaults (--sgld-steps 10) on the first N images (default 100), timed: scale to 1000 images;
 #  3. the attack views 1 or 5 chains × 10 or 20 APGD steps on the first M images (default 32),
 #     same images and seed (1 chain × 10 steps are the defaults).
-# Writes docs/results/defend_defaults/*.json and a summary on stdout.
+# Writes docs/results/defend_defaults/MODEL/*.json and a summary on stdout.
 # Usage: [N=100] [M=32] [MODEL=jem] bash scripts/defend_defaults.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-100}; M=${M:-32}; MODEL=${MODEL:-jem}
 swift build -c release --product robust-eval >/dev/null
 B=.build/release/robust-eval
-OUT=docs/results/defend_defaults
+OUT=docs/results/defend_defaults/$MODEL
 mkdir -p "$OUT"
 TIME=/usr/bin/time
 for K in 10 100; do

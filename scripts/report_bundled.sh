@@ -3,7 +3,9 @@
 # clean accuracy, PGD at the standard settings, the defense at its defaults, the paper's robustness
 # comparison (L∞ and L2 curves for baseline under PGD, JEM-0, JEM-1, JEM-10 under defend's protocol), calibration,
 # OOD detection and sample grids. Each step's command and wall time go to docs/results/commands.log.
-# Usage: [MODELS="jem baseline"] [N_CURVE=100] [EOT=1] [THREADS=2] bash scripts/report_bundled.sh [steps...]
+# Usage: [MODELS="jem baseline"] [JEM=jem] [N_CURVE=100] [EOT=1] [THREADS=2] bash scripts/report_bundled.sh [steps...]
+#   MODELS: the models of the per-model steps (eval pgd compare calibrate ood); JEM: the JEM of the
+#   checks, defend, curve and sample steps (jem-k5 reproduces the previous default's artefacts).
 #   steps: eval pgd compare checks defend curve calibrate ood sample (default: all); compare needs the
 #   venv of scripts/setup_torch_venv.sh (torchattacks on the same weights and images).
 set -euo pipefail
@@ -12,7 +14,7 @@ swift build -c release --product robust-eval >/dev/null
 RE=.build/release/robust-eval
 OUT=docs/results
 mkdir -p "$OUT"
-T=${THREADS:-2}; N_CURVE=${N_CURVE:-100}; EOT=${EOT:-1}; MODELS=${MODELS:-jem baseline}
+T=${THREADS:-2}; N_CURVE=${N_CURVE:-100}; EOT=${EOT:-1}; MODELS=${MODELS:-jem baseline}; J=${JEM:-jem}
 steps=${*:-eval pgd compare checks defend curve calibrate ood sample}
 run() {  # run NAME CMD...: runs, logs the command and wall time, keeps stdout in $OUT/NAME.txt
     local name=$1; shift
@@ -32,21 +34,22 @@ pgd)
     done ;;
 compare)
     for m in $MODELS; do for norm in linf l2; do
-        run "compare_torchattacks_${norm}_$m" venv/bin/python scripts/compare_torchattacks.py --model "Sources/robust-eval/Models/$m-fmnist.safetensors" \
+        file=$($RE info --model "$m" | sed -n 's/^file: *//p')
+        run "compare_torchattacks_${norm}_$m" venv/bin/python scripts/compare_torchattacks.py --model "$file" \
             --n 1000 --norm $norm --threads $T --json "$OUT/compare_torchattacks_${norm}_$m.json"
     done; done ;;
 checks)
     # Gradient masking checks on the JEM (Carlini et al.): a much stronger white-box attack (100 steps,
     # margin loss, 5 restarts) and a transfer attack crafted on the baseline.
-    run pgd_strong_jem $RE pgd --model jem --eps 8/255 --steps 100 --loss margin --restarts 5 --limit 200 --threads $T --json "$OUT/pgd_strong_jem.json"
-    run pgd_linf_jem_n200 $RE pgd --model jem --eps 8/255 --limit 200 --threads 1 --json "$OUT/pgd_linf_jem_n200.json"
-    run transfer_baseline_to_jem $RE transfer --source baseline --target jem --eps 8/255 --limit 1000 --threads $T --json "$OUT/transfer_baseline_to_jem.json" ;;
+    run pgd_strong_$J $RE pgd --model $J --eps 8/255 --steps 100 --loss margin --restarts 5 --limit 200 --threads $T --json "$OUT/pgd_strong_$J.json"
+    run pgd_linf_${J}_n200 $RE pgd --model $J --eps 8/255 --limit 200 --threads 1 --json "$OUT/pgd_linf_${J}_n200.json"
+    run transfer_baseline_to_$J $RE transfer --source baseline --target $J --eps 8/255 --limit 1000 --threads $T --json "$OUT/transfer_baseline_to_$J.json" ;;
 defend)
-    run defend_jem $RE defend --sgld-steps 10 --threads $T --json "$OUT/defend_jem.json" ;;
+    run defend_$J $RE defend --model $J --sgld-steps 10 --threads $T --json "$OUT/defend_$J.json" ;;
 curve)
     for norm in linf l2; do
         if [ $norm = linf ]; then E=0,1/255,2/255,4/255,8/255,16/255,32/255; else E=0,0.25,0.5,1,2,3; fi
-        run "curve_$norm" $RE curve --series baseline:none --series jem:0 --series jem:1 --series jem:10 \
+        run "curve_$norm" $RE curve --series baseline:none --series $J:0 --series $J:1 --series $J:10 \
             --norm $norm --eps $E --eot $EOT --limit $N_CURVE --threads $T --out "$OUT/curve_$norm"
     done ;;
 calibrate)
@@ -56,14 +59,14 @@ ood)
 sample)
     # From the chain start the model was trained with (its train_config), and from JEM++'s
     # class Gaussians (the 0-step grid shows those starts themselves).
-    run sample_jem $RE sample --model jem --per-class --count 8 --steps 200 --threads $T --out "$OUT/samples_jem.png"
-    run sample_jem_uncond $RE sample --model jem --count 32 --steps 200 --threads $T --out "$OUT/samples_jem_unconditional.png"
+    run sample_$J $RE sample --model $J --per-class --count 8 --steps 200 --threads $T --out "$OUT/samples_$J.png"
+    run sample_${J}_uncond $RE sample --model $J --count 32 --steps 200 --threads $T --out "$OUT/samples_${J}_unconditional.png"
     # Unconditional chains from uniform noise with a 10× step for 1000 steps (the training step
     # leaves them on the flat noise plateau), and the same chains on the baseline as control.
-    run sample_jem_uncond_long $RE sample --model jem --count 32 --steps 1000 --step-size 10 --threads $T --out "$OUT/samples_jem_unconditional_long.png"
+    run sample_${J}_uncond_long $RE sample --model $J --count 32 --steps 1000 --step-size 10 --threads $T --out "$OUT/samples_${J}_unconditional_long.png"
     run sample_baseline_uncond_long $RE sample --model baseline --count 32 --steps 1000 --step-size 10 --clamp --threads $T --out "$OUT/samples_baseline_unconditional_long.png"
-    run sample_jem_gaussian_start $RE sample --model jem --init gaussian --per-class --count 8 --steps 0 --threads $T --out "$OUT/samples_jem_gaussian_start.png"
-    run sample_jem_gaussian $RE sample --model jem --init gaussian --per-class --count 8 --steps 200 --threads $T --out "$OUT/samples_jem_gaussian.png"
+    run sample_${J}_gaussian_start $RE sample --model $J --init gaussian --per-class --count 8 --steps 0 --threads $T --out "$OUT/samples_${J}_gaussian_start.png"
+    run sample_${J}_gaussian $RE sample --model $J --init gaussian --per-class --count 8 --steps 200 --threads $T --out "$OUT/samples_${J}_gaussian.png"
     # Control: the same chains on the baseline classifier (its logits read as an energy).
     run sample_baseline_gaussian $RE sample --model baseline --init gaussian --per-class --count 8 --steps 200 --clamp --threads $T --out "$OUT/samples_baseline_gaussian.png" ;;
 *) echo "unknown step $s" >&2; exit 2 ;;

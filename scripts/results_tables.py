@@ -9,7 +9,8 @@ import os
 import sys
 
 D = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "docs", "results")
-MODELS = ["baseline", "jem"]
+MODELS = ["baseline", "jem", "jem-k5"]
+JEMS = [m for m in MODELS if m != "baseline"]
 
 
 def load(name):
@@ -64,27 +65,21 @@ def main():
         print("PGD, 10 steps, random start, cross-entropy (L∞ step 2/255; L2 step 2.5·ε/10), first 1 000 test images:\n")
         table(["model", "threat", "clean", "robust (robust-eval)", "robust (torchattacks 3.5.1)", "n", "time", "img/s per step"], rows)
 
-    rows = []
-    for name in ("pgd_linf_jem_n200.json", "pgd_linf_jem.json"):
-        r = load(name)
+    for j in JEMS:
+        rows = []
+        for name in (f"pgd_linf_{j}_n200.json", f"pgd_linf_{j}.json"):
+            r = load(name)
+            if r:
+                rows.append(["PGD-L∞ 8/255, 10 steps, CE (standard)", pct(r["robust_accuracy"]), r["n"], f"{r['seconds']:.0f} s"])
+        r = load(f"pgd_strong_{j}.json")
         if r:
-            rows.append(["PGD-L∞ 8/255, 10 steps, CE (standard)", pct(r["robust_accuracy"]), r["n"], f"{r['seconds']:.0f} s"])
-    r = load("pgd_strong_jem.json")
-    if r:
-        rows.append(["PGD-L∞ 8/255, 100 steps, margin loss, 5 restarts", pct(r["robust_accuracy"]), r["n"], f"{r['seconds']:.0f} s"])
-    r = load("transfer_baseline_to_jem.json")
-    if r:
-        rows.append(["transfer: PGD-L∞ 8/255 crafted on the baseline", pct(r["robust_accuracy"]), r["n"], f"{r['seconds']:.0f} s"])
-    if len(rows) > 1:
-        print("Gradient-masking checks on the JEM (robust accuracy under each attack; lower means a stronger attack):\n")
-        table(["attack", "JEM robust accuracy", "n", "time"], rows)
-
-    r = load("defend_jem.json")
-    if r:
-        print("SGLD-refinement defense at the defaults (`robust-eval defend --sgld-steps 10`):\n")
-        table(["clean (defended)", "robust, adaptive PGD (BPDA)", "robust, transfer from the bare JEM", "n", "attack time"],
-              [[pct(r["clean_accuracy"]), pct(r["robust_accuracy"]), pct(r["transfer_robust_accuracy"]), r["n"],
-                f"{r['seconds']:.0f} s"]])
+            rows.append(["PGD-L∞ 8/255, 100 steps, margin loss, 5 restarts", pct(r["robust_accuracy"]), r["n"], f"{r['seconds']:.0f} s"])
+        r = load(f"transfer_baseline_to_{j}.json")
+        if r:
+            rows.append(["transfer: PGD-L∞ 8/255 crafted on the baseline", pct(r["robust_accuracy"]), r["n"], f"{r['seconds']:.0f} s"])
+        if len(rows) > 1:
+            print(f"Gradient-masking checks on {j} (robust accuracy under each attack; lower means a stronger attack):\n")
+            table(["attack", "robust accuracy", "n", "time"], rows)
 
     for norm in ("linf", "l2"):
         c = load(f"curve_{norm}.json")
