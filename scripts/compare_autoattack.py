@@ -9,7 +9,8 @@ also run alone, by both tools, on the first --square-alone-n images (default 100
 
 Usage: venv/bin/python scripts/compare_autoattack.py --model Sources/robust-eval/Models/jem-fmnist.safetensors \
            [--n 500] [--norm linf|l2] [--eps 8/255] [--threads 2] [--batch 128] [--json out.json]
-Needs scripts/setup_torch_venv.sh and a release build (swift build -c release).
+Needs scripts/setup_torch_venv.sh and a release build (swift build -c release); ROBUST_EVAL=PATH runs
+another robust-eval binary (e.g. a copy, so the package can be rebuilt while this runs).
 """
 import argparse
 import json
@@ -82,7 +83,7 @@ def main():
         ("square", torchattacks.Square(model, norm=norm, eps=eps, n_queries=5000, n_restarts=1, seed=a.seed)),
     ]
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    exe = os.path.join(here, ".build/release/robust-eval")
+    exe = os.environ.get("ROBUST_EVAL") or os.path.join(here, ".build/release/robust-eval")
     os.makedirs(os.path.join(here, "runs"), exist_ok=True)
     out = os.path.join(here, "runs", "compare_autoattack_re.json")
     base = ["--model", a.model, "--norm", a.norm, "--eps", repr(eps), "--threads", str(a.threads),

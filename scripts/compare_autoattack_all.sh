@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 N=${N:-500}
 for cfg in ${CONFIGS:-baseline:linf jem:linf jem-k10:linf baseline:l2 jem:l2 jem-k10:l2}; do
     m=${cfg%%:*}; norm=${cfg##*:}
-    file=$(.build/release/robust-eval info --model "$m" | sed -n 's/^file: *//p')
+    file=$(${ROBUST_EVAL:-.build/release/robust-eval} info --model "$m" | sed -n 's/^file: *//p')
     out=docs/results/autoattack_compare_${m}_$norm.json
     [ -f "$out" ] && { echo "skip $out"; continue; }
     echo "== $m $norm ($(date +%T))"
