@@ -29,15 +29,24 @@ from compare_torchattacks import fmnist_test, frac  # noqa: E402
 import torchattacks  # noqa: E402
 
 
-def run_chain(attacks, model, x, y, batch):
-    """Per-example worst case: each attack only on points every earlier one left robust."""
-    with torch.no_grad():
-        robust = model(x).argmax(1) == y
-    rows = []
-    for name, atk in attacks:
-        t0 = time.time()
-        idx = robust.nonzero().flatten()
-        for s in range(0, len(idx), batch):
+def run_chain(attacks, model, x, y, batch, ckpt=None):
+    """Per-example worst case: each attack only on points every earlier one left robust.
+    With ckpt (a path), the state is saved after every batch and a killed run continues from it;
+    seconds count only the time spent attacking."""
+    st = torch.load(ckpt) if ckpt and os.path.exists(ckpt) else None
+    if st is None:
+        with torch.no_grad():
+            robust = model(x).argmax(1) == y
+        st = {"robust": robust, "rows": [], "attack": 0, "idx": None, "next": 0, "seconds": 0.0}
+    robust = st["robust"]
+    for ai, (name, atk) in enumerate(attacks):
+        if ai < st["attack"]:
+            continue
+        if st["idx"] is None:
+            st["idx"] = robust.nonzero().flatten()
+        idx = st["idx"]
+        for s in range(st["next"], len(idx), batch):
+            t0 = time.time()
             b = idx[s:s + batch]
             adv = atk(x[b], y[b])
             with torch.no_grad():
@@ -48,8 +57,19 @@ def run_chain(attacks, model, x, y, batch):
                 d = (adv - x[b]).flatten(1).norm(dim=1)
             ok = ok | (d > a_eps + 1e-5)   # a point outside the ball does not count as broken
             robust[b] = ok
-        rows.append({"name": name, "robust_accuracy": robust.float().mean().item(), "seconds": time.time() - t0})
-    return robust.float().mean().item(), rows
+            st["seconds"] += time.time() - t0
+            st["next"] = s + batch
+            save(st, ckpt)
+        st["rows"].append({"name": name, "robust_accuracy": robust.float().mean().item(), "seconds": st["seconds"]})
+        st.update(attack=ai + 1, idx=None, next=0, seconds=0.0)
+        save(st, ckpt)
+    return robust.float().mean().item(), st["rows"]
+
+
+def save(st, ckpt):
+    if ckpt:
+        torch.save(st, ckpt + ".tmp")
+        os.replace(ckpt + ".tmp", ckpt)
 
 
 def main():
@@ -63,6 +83,8 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--state-dir", default=None,
+                    help="directory for both tools' resumable state (default runs/compare_aa/<model>_<norm>_<n>): re-running continues a killed comparison")
     ap.add_argument("--square-alone-n", type=int, default=100,
                     help="Square alone (both tools) on the first this many images (0: skip); the peer's Square costs 5000 forward passes per robust image")
     a = ap.parse_args()
@@ -85,7 +107,10 @@ def main():
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     exe = os.environ.get("ROBUST_EVAL") or os.path.join(here, ".build/release/robust-eval")
     os.makedirs(os.path.join(here, "runs"), exist_ok=True)
-    out = os.path.join(here, "runs", "compare_autoattack_re.json")
+    sd = a.state_dir or os.path.join(here, "runs", "compare_aa",
+                                     f"{os.path.basename(a.model).rsplit('.', 1)[0]}_{a.norm}_{a.n}")
+    os.makedirs(sd, exist_ok=True)
+    out = os.path.join(sd, "robust_eval.json")
     base = ["--model", a.model, "--norm", a.norm, "--eps", repr(eps), "--threads", str(a.threads),
               "--batch-size", str(a.batch), "--seed", str(a.seed)]
     common = base + ["--limit", str(a.n)]
@@ -99,22 +124,22 @@ def main():
         return json.load(open(path)), max(rss, before) / 1024
 
     # robust-eval first: its result is known early; the peer's run is the long one.
-    re_aa, re_rss = child([exe, "autoattack", "--version", "standard", "--json", out] + common, out)
+    re_aa, re_rss = child([exe, "autoattack", "--version", "standard", "--json", out,
+                           "--state", os.path.join(sd, "robust_eval_state.json")] + common, out)
     re_sq = None
     nsq = min(a.square_alone_n, a.n)
     if nsq > 0:
         out2 = out.replace(".json", "_square.json")
-        re_sq, _ = child([exe, "square", "--json", out2, "--no-checks", "--limit", str(nsq)] + base, out2)
+        re_sq, _ = child([exe, "square", "--json", out2, "--no-checks", "--limit", str(nsq),
+                          "--state", os.path.join(sd, "robust_eval_square_state.json")] + base, out2)
     print(json.dumps({"robust_eval": re_aa["per_attack"], "robust_accuracy": re_aa["robust_accuracy"]}), flush=True)
-    t0 = time.time()
-    ta_robust, ta_rows = run_chain(comps, model, x, y, a.batch)
-    ta_secs = time.time() - t0
+    ta_robust, ta_rows = run_chain(comps, model, x, y, a.batch, os.path.join(sd, "torchattacks.pt"))
+    ta_secs = sum(r["seconds"] for r in ta_rows)
     print(json.dumps({"torchattacks": ta_rows, "seconds": ta_secs}), flush=True)
     ta_sq = None
     if nsq > 0:
-        t1 = time.time()
-        r, _ = run_chain([comps[3]], model, x[:nsq], y[:nsq], a.batch)
-        ta_sq = {"n": nsq, "robust_accuracy": r, "seconds": time.time() - t1}
+        r, rows = run_chain([comps[3]], model, x[:nsq], y[:nsq], a.batch, os.path.join(sd, "torchattacks_square.pt"))
+        ta_sq = {"n": nsq, "robust_accuracy": r, "seconds": rows[0]["seconds"]}
         print(json.dumps({"torchattacks_square_alone": ta_sq}), flush=True)
     ta_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # the peer's process only (children are robust-eval)
 
