@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Clean accuracy (full Fashion-MNIST test split) and PGD-L∞ 8/255 robust accuracy (10 steps, first
+# 1 000 test images) of the models a training run wrote at its epoch ends: how accuracy and
+# robustness move as training goes on. SNAPSHOTS holds eN.safetensors, copies of the run's
+# model.safetensors taken as each epoch ended (`train` rewrites that file at every epoch end).
+# Writes OUT/eN_eval.json, OUT/eN_pgd.json and OUT/epochs.md; finished epochs are skipped.
+# Usage: SNAPSHOTS=DIR [OUT=docs/results/targets/jem-epochs] [THREADS=2] bash scripts/epoch_tradeoff.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+S=${SNAPSHOTS:?SNAPSHOTS=DIR with eN.safetensors}; OUT=${OUT:-docs/results/targets/jem-epochs}; T=${THREADS:-2}
+B=${BIN:-.build/release/robust-eval}
+[ -n "${BIN:-}" ] || swift build -c release --product robust-eval >/dev/null
+mkdir -p "$OUT"
+for m in $(ls "$S" | grep -E '^e[0-9]+\.safetensors$' | sort -V); do
+    e=${m%.safetensors}
+    [ -f "$OUT/${e}_eval.json" ] || "$B" eval --model "$S/$m" --threads "$T" --json "$OUT/${e}_eval.json" >/dev/null
+    [ -f "$OUT/${e}_pgd.json" ] || "$B" pgd --model "$S/$m" --eps 8/255 --limit 1000 --threads "$T" --json "$OUT/${e}_pgd.json" >/dev/null
+done
+python3 - "$OUT" <<'PY'
+import glob, json, os, re, sys
+d = sys.argv[1]
+rows = []
+for p in glob.glob(os.path.join(d, "e*_eval.json")):
+    e = int(re.search(r"e(\d+)_eval", p).group(1))
+    q = os.path.join(d, f"e{e}_pgd.json")
+    if os.path.exists(q):
+        rows.append((e, json.load(open(p)), json.load(open(q))))
+lines = ["| epoch | clean (full test split) | PGD-L∞ 8/255 robust (first 1 000) | clean on those 1 000 |", "|---:|---:|---:|---:|"]
+for e, ev, pg in sorted(rows, key=lambda r: r[0]):
+    lines.append(f"| {e} | {100 * ev['accuracy']:.2f} % | {100 * pg['robust_accuracy']:.2f} % | {100 * pg['clean_accuracy']:.2f} % |")
+text = "\n".join(lines) + "\n"
+open(os.path.join(d, "epochs.md.tmp"), "w").write(text)
+os.replace(os.path.join(d, "epochs.md.tmp"), os.path.join(d, "epochs.md"))
+print(text, end="")
+PY
