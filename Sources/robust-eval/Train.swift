@@ -58,6 +58,7 @@ struct Train: ParsableCommand {
     @Option(name: .long, help: "Start a new run from this model's weights (jem, baseline or a file; same architecture), e.g. to fine-tune a classifier as a JEM.") var initFrom: String?
     @Option(name: .long, parsing: .unconditional, help: "Stop after N iterations in this invocation (resume later).") var maxIters: Int?
     @Option(name: .long, parsing: .unconditional, help: "Also print a plain progress line every N iterations (for logs; 0: off).") var logEvery: Int = 0
+    @Flag(name: .long, help: "Also keep each epoch's model as DIR/model-epochN.safetensors (model.safetensors holds only the latest); allowed with --resume.") var keepEpochModels = false
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -156,6 +157,7 @@ struct Train: ParsableCommand {
             trainer.group = MPITrainingGroup(w)
         }
         if resume != nil { try trainer.resume() }
+        trainer.keepEpochModels = keepEpochModels
         if let src = config.initFrom, resume == nil {
             let source = try ModelIO.load(path: src)
             guard let wrn = source.wideResNet else { throw ValidationError("--init-from \(src): only a Wide-ResNet (.safetensors) can initialise training") }

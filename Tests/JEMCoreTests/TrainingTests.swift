@@ -105,12 +105,18 @@ final class TrainingTests: XCTestCase {
     func testShortRunLowersLossAndBeatsChance() throws {
         let data = try toyData()
         let t = try Trainer(config: toyConfig(), data: data, outDir: tempDir("train-short"))
+        t.keepEpochModels = true
         let val = try XCTUnwrap(t.validation)
         var firstCE: Double?, lastCE = 0.0
         try t.run(progress: { p in if firstCE == nil { firstCE = p.ce }; lastCE = p.ce })
         XCTAssertTrue(t.finished)
         XCTAssertLessThan(lastCE, try XCTUnwrap(firstCE))
         XCTAssertGreaterThan(try t.accuracy(of: val), 0.75)
+        // Every epoch's model was kept, and the last one is the run's model.
+        for e in 1...3 { XCTAssertTrue(FileManager.default.fileExists(atPath: t.epochModelPath(e)), "epoch \(e) model") }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: t.epochModelPath(4)))
+        XCTAssertEqual(FileManager.default.contents(atPath: t.epochModelPath(3)), FileManager.default.contents(atPath: t.modelPath))
+        XCTAssertNotEqual(FileManager.default.contents(atPath: t.epochModelPath(1)), FileManager.default.contents(atPath: t.modelPath))
         try t.saveModel()
         XCTAssertEqual(try ModelIO.load(path: t.modelPath).wideResNet!.config.archName, "wrn-10-1")
     }

@@ -91,6 +91,13 @@ public final class Trainer {
 
     public var checkpointPath: String { (outDir as NSString).appendingPathComponent("checkpoint.safetensors") }
     public var modelPath: String { (outDir as NSString).appendingPathComponent("model.safetensors") }
+    /// Also keep each epoch's model as model-epochN.safetensors (model.safetensors is overwritten
+    /// at every epoch end): for choosing the epoch with the best accuracy/robustness trade-off.
+    /// A run-time choice, not part of the recipe, so it may change on --resume.
+    public var keepEpochModels = false
+    public func epochModelPath(_ epoch: Int) -> String {
+        (outDir as NSString).appendingPathComponent("model-epoch\(epoch).safetensors")
+    }
     public var logPath: String { (outDir as NSString).appendingPathComponent("log.jsonl") }
 
     /// - Parameters:
@@ -485,6 +492,7 @@ public final class Trainer {
                 if isWriter {
                     try appendLog(e)
                     try saveModel()
+                    if keepEpochModels { try saveModel(to: epochModelPath(e.epoch)) }
                 }
                 log(String(format: "epoch %d: CE %.4f, p(x) term %.4f, train acc %.2f%%, validation acc %@, %.0f s",
                            e.epoch, e.ce, e.px_term, 100 * e.train_accuracy, val.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a", e.seconds))
