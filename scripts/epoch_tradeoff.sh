@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
 # Clean accuracy (full Fashion-MNIST test split) and PGD-L∞ 8/255 robust accuracy (10 steps, first
 # 1 000 test images) of the models a training run wrote at its epoch ends: how accuracy and
-# robustness move as training goes on. SNAPSHOTS holds eN.safetensors, copies of the run's
-# model.safetensors taken as each epoch ended (`train` rewrites that file at every epoch end).
+# robustness move as training goes on. RUN is a run directory trained with `--keep-epoch-models`
+# (it holds model-epochN.safetensors).
 # With DEF_N=N, also the clean accuracy of the SGLD defense at its defaults (5 chains × 10 steps, one
 # evaluation run) against the bare model on the first N test images (OUT/eN_defended_clean_nN.json).
 # Writes OUT/eN_eval.json, OUT/eN_pgd.json and OUT/epochs.md; finished epochs are skipped.
-# Usage: SNAPSHOTS=DIR [OUT=docs/results/targets/jem-epochs] [DEF_N=N] [THREADS=2] bash scripts/epoch_tradeoff.sh
+# Usage: RUN=DIR [OUT=docs/results/targets/jem-epochs] [DEF_N=N] [THREADS=2] bash scripts/epoch_tradeoff.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-S=${SNAPSHOTS:?SNAPSHOTS=DIR with eN.safetensors}; OUT=${OUT:-docs/results/targets/jem-epochs}; T=${THREADS:-2}
+S=${RUN:?RUN=DIR holding model-epochN.safetensors (train --keep-epoch-models)}; OUT=${OUT:-docs/results/targets/jem-epochs}; T=${THREADS:-2}
 B=${BIN:-.build/release/robust-eval}
 [ -n "${BIN:-}" ] || swift build -c release --product robust-eval >/dev/null
 mkdir -p "$OUT"
-for m in $(ls "$S" | grep -E '^e[0-9]+\.safetensors$' | sort -V); do
-    e=${m%.safetensors}
+for m in $(ls "$S" | grep -E '^model-epoch[0-9]+\.safetensors$' | sort -V); do
+    e=${m#model-epoch}; e=e${e%.safetensors}
     [ -f "$OUT/${e}_eval.json" ] || "$B" eval --model "$S/$m" --threads "$T" --json "$OUT/${e}_eval.json" >/dev/null
     [ -f "$OUT/${e}_pgd.json" ] || "$B" pgd --model "$S/$m" --eps 8/255 --limit 1000 --threads "$T" --json "$OUT/${e}_pgd.json" >/dev/null
     if [ -n "${DEF_N:-}" ] && [ ! -f "$OUT/${e}_defended_clean_n$DEF_N.json" ]; then
