@@ -13,7 +13,7 @@ func parseFraction(_ s: String) -> Double? {
 }
 
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Model: 'jem' (bundled, default), 'baseline' (bundled), 'jem-k5' (bundled: the JEM trained with 5 SGLD steps, today's default), 'jem-k10' (bundled: the earlier, more robust and less accurate JEM), a .safetensors Wide-ResNet, or any CNN exported to .onnx.")
+    @Option(name: .long, help: "Model: 'jem' (bundled, default), 'baseline' (bundled), 'jem-k5' (bundled: the earlier default JEM, trained with 5 SGLD steps: more accurate, far less robust), 'jem-k10' (bundled: the earlier, more robust and less accurate JEM), a .safetensors Wide-ResNet, or any CNN exported to .onnx.")
     var model: String = "jem"
     @Option(name: .long, help: "Architecture of a bare state dict, wrn-D-K (overrides metadata).")
     var arch: String?
@@ -55,10 +55,10 @@ struct ModelOptions: ParsableArguments {
 
 /// The models shipped with the toolkit, found next to the executable from any working directory.
 enum BundledModels {
-    /// `jem-k5` names the JEM trained with 5 SGLD steps (the default JEM until a new default lands;
-    /// until then both names read the same file), `jem-k10` the earlier one trained with 10.
+    /// `jem` is the default JEM (10 SGLD steps, 8 epochs); `jem-k5` and `jem-k10` the earlier ones
+    /// (5 steps for 9 epochs, 10 steps for 6), kept so published comparisons stay reproducible.
     static let names = ["jem": "jem-fmnist.safetensors", "baseline": "baseline-fmnist.safetensors",
-                        "jem-k5": "jem-fmnist.safetensors", "jem-k10": "jem-k10-fmnist.safetensors"]
+                        "jem-k5": "jem-k5-fmnist.safetensors", "jem-k10": "jem-k10-fmnist.safetensors"]
 
     static func directory() -> String? {
         if let env = ProcessInfo.processInfo.environment["ROBUST_EVAL_MODELS"] { return env }
