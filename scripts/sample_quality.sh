@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # FID and Inception-style score of each bundled model's SGLD samples (README "Sample quality"):
 # unconditional from U(-1, 1) noise, class-conditional from noise, and class-conditional from
-# JEM++'s per-class Gaussians, for each model of MODELS (default: jem-k5, jem-k10 and the baseline,
+# JEM++'s per-class Gaussians, for each model of MODELS (default: jem, jem-k5, jem-k10 and the baseline,
 # the control), all measured in
 # the baseline's feature space against the Fashion-MNIST test split. Each sample set and report is
 # kept in OUT (default docs/results/sample_quality); a re-run skips what exists, so it can be
@@ -15,7 +15,7 @@ OUT=${OUT:-docs/results/sample_quality}
 COUNT=${COUNT:-500}
 STEPS=${STEPS:-200}
 THREADS=${THREADS:-2}
-MODELS=${MODELS:-jem-k5 jem-k10 baseline}
+MODELS=${MODELS:-jem jem-k5 jem-k10 baseline}
 mkdir -p "$OUT" "$OUT/samples"
 per=$((COUNT / 10))
 # The floor at this sample count: COUNT real training images against the test split.
