@@ -214,6 +214,9 @@ public final class AutoAttackRunner {
         RowStreams(seed: config.seed, examples: rows.map { indices[$0] }, purpose: "model/" + purpose)
     }
 
+    /// The name `run` reports the clean evaluation under (its fourth value: examples misclassified so far).
+    public static let cleanPhase = "clean evaluation"
+
     /// Runs (or continues) the ensemble.
     /// - Parameters:
     ///   - progress: (component, attacked so far, to attack, broken so far by it).
@@ -226,14 +229,17 @@ public final class AutoAttackRunner {
         defer { Runtime.batchInvariant = wasInvariant }
         if state.cleanPredictions.isEmpty {
             var runs: [[Int]] = []
-            var s = 0
+            var s = 0, wrong = 0
+            progress(AutoAttackRunner.cleanPhase, 0, n, 0)
             while s < n {
                 let m = min(batchSize, n - s)
                 var rng = modelStreams(s..<(s + m), "clean")
                 let p = try predictions(images.rows(s, m), rng: &rng)
                 if runs.isEmpty { runs = Array(repeating: [], count: p.count) }
                 for r in 0..<p.count { runs[r] += p[r] }
+                wrong += (s..<(s + m)).filter { i in p.contains { $0[i - s] != labels[i] } }.count
                 s += m
+                progress(AutoAttackRunner.cleanPhase, s, n, wrong)
             }
             state.cleanRunAccuracies = runs.map { p in Double((0..<n).filter { p[$0] == labels[$0] }.count) / Double(n) }
             // The first run's predictions are reported; an example enters the attacks only if every run is right.
@@ -245,6 +251,13 @@ public final class AutoAttackRunner {
             try checkpoint(state)
         }
         for attack in components.dropFirst(state.finished.count) {
+            if attack.epsilon == 0 {
+                // An attack with ε = 0 cannot move a point: the clean runs above already judged every
+                // example at it, and judging again would only draw the defense's noise once more.
+                state.finished.append(.init(name: attack.name, robust: state.robust.filter { $0 }.count, seconds: 0))
+                try checkpoint(state)
+                continue
+            }
             if state.position == 0 && state.pending.isEmpty { state.pending = (0..<n).filter { state.robust[$0] } }
             var broken = state.pending[..<state.position].filter { state.brokenBy[$0] == attack.name }.count
             progress(attack.name, state.position, state.pending.count, broken)

@@ -295,7 +295,7 @@ func runShowingProgress(_ runner: AutoAttackRunner, prefix: String = "",
     var prog: Progress? = nil, current = ""
     let result = try runner.run(progress: { name, done, total, broken in
         if name != current { prog?.finish(); prog = Progress(total: total, label: prefix + name); current = name }
-        prog?.update(done, extra: "broken \(broken)")
+        prog?.update(done, extra: name == AutoAttackRunner.cleanPhase ? "misclassified \(broken)" : "broken \(broken)")
     }, checkpoint: checkpoint)
     prog?.finish()
     return result
