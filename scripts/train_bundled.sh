@@ -46,7 +46,7 @@ fi
 if [ "$what" = jem-k10e12 ]; then
     # The whole 12-epoch run the default JEM was taken from (×0.3 at epochs 8 and 11), keeping every
     # epoch's model, for the accuracy/robustness trade-off: RUN=runs/jem-k10e12 bash scripts/epoch_tradeoff.sh.
-    # About 6 h 50 min on 2 cores. Nothing is copied into the bundle.
+    # About 6 h 45 min on 2 cores. Nothing is copied into the bundle.
     run jem-k10e12 12 --data fashion-mnist --arch wrn-10-2 --decay-epochs 8,11 --lr 1e-3 --warmup-iters 300 \
         --no-augment --sgld-steps 10 --sgld-clamp --energy-l2 0.1 --seed 1 --keep-epoch-models
 fi
