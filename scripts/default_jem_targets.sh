@@ -18,7 +18,7 @@ mkdir -p "$D"
 [ -f "$D/eval.json" ] || "$B" eval --model "$MODEL" --threads "$T" --json "$D/eval.json"
 # The short figures first, the long AutoAttack run last.
 [ -f "$D/defended_clean_n$N_DEF.json" ] || "$B" curve --series "$MODEL:none" --series "$MODEL:10" --eps 0 --eval-runs 1 \
-    --limit "$N_DEF" --threads "$T" --out "$D/defended_clean_n$N_DEF" >/dev/null
+    --limit "$N_DEF" --threads "$T" --out "$D/defended_clean_n$N_DEF" >/dev/null && rm -f "$D/defended_clean_n$N_DEF".{csv,svg,png}
 [ -f "$D/autoattack_linf_n$N_AA.json" ] || "$B" autoattack --model "$MODEL" --version standard --norm linf --eps 8/255 \
     --limit "$N_AA" --threads "$T" --state "$D/autoattack_linf_n$N_AA.state.json" --json "$D/autoattack_linf_n$N_AA.json"
 python3 - "$D" "$MODEL" "$N_AA" "$N_DEF" <<'PY'
