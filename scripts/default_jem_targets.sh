@@ -6,7 +6,8 @@
 #     evaluation run on the first N_DEF test images against the bare model on the same images
 #     (target ≤ 2 points).
 # Results go to OUT/MODEL/ (default docs/results/targets); the AutoAttack run keeps a --state file,
-# so re-running the script continues where it stopped, and finished steps are skipped.
+# so re-running the script continues where it stopped, and finished steps are skipped. To carry an
+# unfinished run to another machine: gzip -k the .state.json and commit the .gz; this script resumes from it.
 # Usage: [MODEL=jem] [N_AA=1000] [N_DEF=10000] [THREADS=2] [OUT=docs/results/targets] bash scripts/default_jem_targets.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,10 @@ mkdir -p "$D"
 # The short figures first, the long AutoAttack run last.
 [ -f "$D/defended_clean_n$N_DEF.json" ] || "$B" curve --series "$MODEL:none" --series "$MODEL:10" --eps 0 --eval-runs 1 \
     --limit "$N_DEF" --threads "$T" --out "$D/defended_clean_n$N_DEF" >/dev/null && rm -f "$D/defended_clean_n$N_DEF".{csv,svg,png}
+# A run that a session had to stop may have left its state compressed in the repository (state.json.gz):
+# continue from it.
+ST="$D/autoattack_linf_n$N_AA.state.json"
+if [ ! -f "$D/autoattack_linf_n$N_AA.json" ] && [ ! -f "$ST" ] && [ -f "$ST.gz" ]; then gunzip -c "$ST.gz" > "$ST.tmp" && mv "$ST.tmp" "$ST"; fi
 [ -f "$D/autoattack_linf_n$N_AA.json" ] || "$B" autoattack --model "$MODEL" --version standard --norm linf --eps 8/255 \
     --limit "$N_AA" --threads "$T" --state "$D/autoattack_linf_n$N_AA.state.json" --json "$D/autoattack_linf_n$N_AA.json"
 python3 - "$D" "$MODEL" "$N_AA" "$N_DEF" <<'PY'

@@ -178,9 +178,9 @@ public final class AutoAttackRunner {
         }
         guard !labels.isEmpty else { throw JEMError.invalidArgument("no images to attack (0 selected)") }
         guard evalRuns >= 1 else { throw JEMError.invalidArgument("--eval-runs must be ≥ 1, got \(evalRuns)") }
+        // The config's ensemble must name an attack; an explicit empty list only evaluates (a curve's ε = 0).
         if components == nil { try config.validate(classes: model.numClasses) }
         self.components = components ?? config.components(classes: model.numClasses)
-        guard !self.components.isEmpty else { throw JEMError.invalidArgument("no attack to run") }
         self.model = model; self.config = config; self.images = images; self.labels = labels
         self.batchSize = batchSize; self.evalRuns = evalRuns
         self.indices = indices ?? Array(0..<labels.count)

@@ -130,7 +130,7 @@ struct Curve: ParsableCommand {
                     var rc = AutoAttackConfig(); rc.seed = runtime.seed &+ UInt64(kε); rc.norm = attack.norm; rc.epsilon = e
                     let runner = try AutoAttackRunner(model: p.defended, config: rc, images: x.gather(rows: alive), labels: alive.map { y[$0] },
                                                       batchSize: input.batchSize, evalRuns: evalRuns,
-                                                      components: e > 0 ? p.components : [NoAttack(norm: attack.norm)],
+                                                      components: e > 0 ? p.components : [],
                                                       indices: alive.map { plan.indices[$0] }, fingerprint: [:])
                     let r = try runShowingProgress(runner, prefix: "\(label) ε=\(String(format: "%.4g", e)) ")
                     return (0..<r.n).map { r.cleanPredictions[$0] == r.labels[$0] && r.brokenBy[$0] == nil }

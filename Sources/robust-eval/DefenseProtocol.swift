@@ -117,11 +117,3 @@ struct DefenseProtocol {
         return p
     }
 }
-
-/// No perturbation: ε = 0 on a curve, where the defended model is only evaluated (in every run).
-struct NoAttack: ExampleAttack {
-    let name = "none"
-    let norm: ThreatNorm
-    var epsilon: Float { 0 }
-    func perturb(_ model: Classifier, _ x: Tensor, labels: [Int], streams: inout [SeededRandom], modelRng: inout RowStreams) throws -> Tensor { x.copy() }
-}

@@ -350,6 +350,15 @@ final class AutoAttackTests: XCTestCase {
         let r2 = try AutoAttackRunner(model: noisy, config: c2, images: x, labels: y, batchSize: 16, evalRuns: 4,
                                       components: [RandomPoint(epsilon: 0.5)], fingerprint: [:]).run()
         XCTAssertLessThan(r2.robustAccuracy, r2.cleanAccuracy)
+        // No component at all (a curve's ε = 0): the clean runs alone, judged the same way.
+        var evaluated: [String] = []
+        let r0 = try AutoAttackRunner(model: noisy, config: c, images: x, labels: y, batchSize: 16, evalRuns: 4,
+                                      components: [], fingerprint: [:]).run(progress: { name, _, _, _ in evaluated.append(name) })
+        XCTAssertEqual(r0.robustAccuracy, r0.cleanAccuracy)
+        XCTAssertEqual(r0.cleanAccuracy, r.cleanAccuracy)
+        XCTAssertTrue(r0.perAttack.isEmpty)
+        XCTAssertEqual(Set(evaluated), [AutoAttackRunner.cleanPhase])
+        XCTAssertEqual(r0.robustRunAccuracies.count, 4)
     }
 
     func testStateFromAnotherRunIsRefused() throws {
