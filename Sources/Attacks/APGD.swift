@@ -92,14 +92,18 @@ public struct APGD: ExampleAttack {
             ranked = (0..<n).map { AttackObjective.order(z, row: $0) }
         }
         let rounds = config.loss == .dlrTargeted ? Array(1...config.targetClasses) : [0]
-        for rank in rounds {
-            for _ in 0..<config.restarts {
+        let parts = Double(rounds.count * config.restarts)
+        for (k, rank) in rounds.enumerated() {
+            for restart in 0..<config.restarts {
                 let rows = (0..<n).filter { !done[$0] }
                 if rows.isEmpty { return out }
                 let targets = config.loss == .dlrTargeted ? rows.map { ranked[$0][rank] } : nil
                 var sub = rows.map { streams[$0] }
-                let (adv, broken) = try modelRng.rows(rows) {
-                    try run(model, x.gather(rows: rows), labels: rows.map { labels[$0] }, targets: targets, streams: &sub, modelRng: &$0)
+                let part = Double(k * config.restarts + restart)
+                let (adv, broken) = try AttackProgress.part(part / parts, (part + 1) / parts) {
+                    try modelRng.rows(rows) {
+                        try run(model, x.gather(rows: rows), labels: rows.map { labels[$0] }, targets: targets, streams: &sub, modelRng: &$0)
+                    }
                 }
                 let per = x.count / max(n, 1)
                 for (j, r) in rows.enumerated() {
@@ -207,6 +211,7 @@ public struct APGD: ExampleAttack {
 
         for i in 0..<config.steps {
             if active.isEmpty { break }
+            AttackProgress.report(Double(i) / Double(config.steps))
             let a: Float = i > 0 ? config.momentum : 1
             for r in active {
                 let b = r * per

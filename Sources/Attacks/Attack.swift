@@ -60,6 +60,31 @@ extension ExampleAttack {
     }
 }
 
+/// Progress inside one attack call, for the calls that run for minutes (APGD-T's targets × steps,
+/// FAB-T's, Square's queries, any attack through the SGLD defense): a caller observes the share of
+/// the call's work done, in [0, 1]; the attacks report it after each step. Synchronous, on the
+/// calling thread; without an observer a report costs one nil check.
+public enum AttackProgress {
+    nonisolated(unsafe) private static var sink: ((Double) -> Void)?
+
+    /// Runs `body` with `handler` receiving the share done of the attack work inside it.
+    public static func observe<T>(_ handler: @escaping (Double) -> Void, _ body: () throws -> T) rethrows -> T {
+        let outer = sink
+        sink = handler
+        defer { sink = outer }
+        return try body()
+    }
+
+    /// Runs `body` as the part [lo, hi] of the enclosing work (its reports are mapped into it).
+    static func part<T>(_ lo: Double, _ hi: Double, _ body: () throws -> T) rethrows -> T {
+        guard let outer = sink else { return try body() }
+        return try observe({ outer(lo + (hi - lo) * $0) }, body)
+    }
+
+    /// Reports that the share `done` of the current work is done.
+    static func report(_ done: Double) { sink?(min(max(done, 0), 1)) }
+}
+
 /// The threat model's geometry: projection onto the ε-ball ∩ [0, 1]^d and the steepest-ascent
 /// step of each norm, per example. PGD and APGD both step and project through these.
 public enum Projection {

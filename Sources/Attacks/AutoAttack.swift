@@ -267,7 +267,14 @@ public final class AutoAttackRunner {
                 let x = images.gather(rows: idx), y = idx.map { labels[$0] }
                 var streams = idx.map { ExampleStreams.stream(seed: config.seed, example: indices[$0], purpose: attack.name) }
                 var rng = modelStreams(idx, attack.name)
-                let xa = try attack.attack(model, x, labels: y, streams: &streams, modelRng: &rng)
+                // Inside a batch (minutes for APGD-T or Square on robust points), the share of the
+                // attack's work done moves the count of attacked points.
+                let (before, total, brokenSoFar) = (state.position, state.pending.count, broken)
+                let xa = try withoutActuallyEscaping(progress) { report in
+                    try AttackProgress.observe({ f in report(attack.name, before + Int(f * Double(idx.count)), total, brokenSoFar) }) {
+                        try attack.attack(model, x, labels: y, streams: &streams, modelRng: &rng)
+                    }
+                }
                 let runs = try predictions(xa, rng: &rng)
                 for (j, i) in idx.enumerated() {
                     state.adversarials[String(i)] = Data(bytes: xa.data + j * per, count: per * 4).base64EncodedString()

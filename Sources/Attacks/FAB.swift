@@ -105,11 +105,14 @@ public struct FAB: ExampleAttack {
         let ranked = (0..<n).map { AttackObjective.order(z0, row: $0) }
         // Only correctly classified points are attacked (a misclassified one is broken already).
         var done = (0..<n).map { ranked[$0][0] != labels[$0] }
+        let parts = Double(config.targetClasses)
         for rank in 1...config.targetClasses {
             let rows = (0..<n).filter { !done[$0] }
             if rows.isEmpty { break }
-            let (adv, broken) = try modelRng.rows(rows) {
-                try run(model, x.gather(rows: rows), labels: rows.map { labels[$0] }, targets: rows.map { ranked[$0][rank] }, modelRng: &$0)
+            let (adv, broken) = try AttackProgress.part(Double(rank - 1) / parts, Double(rank) / parts) {
+                try modelRng.rows(rows) {
+                    try run(model, x.gather(rows: rows), labels: rows.map { labels[$0] }, targets: rows.map { ranked[$0][rank] }, modelRng: &$0)
+                }
             }
             for (j, r) in rows.enumerated() where broken[j] {
                 done[r] = true
@@ -158,6 +161,8 @@ public struct FAB: ExampleAttack {
         var taken = [Int](repeating: 0, count: m)
         var unchecked = [Bool](repeating: false, count: m)
         while !active.isEmpty {
+            // The call lasts as long as its slowest row.
+            AttackProgress.report(Double(active.map { taken[$0] }.max() ?? 0) / Double(config.steps))
             let lin = try linearise(active)
             var next: [Int] = []
             for (j, r) in active.enumerated() {

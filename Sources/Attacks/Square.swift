@@ -95,6 +95,7 @@ public struct Square: ExampleAttack {
         let cand = Tensor(shape: x.shape)
         for q in 0..<config.queries {
             if active.isEmpty { break }
+            AttackProgress.report(Double(q) / Double(config.queries))
             let p = config.p(at: q)
             for r in active {
                 let b = r * per

@@ -361,6 +361,27 @@ final class AutoAttackTests: XCTestCase {
         XCTAssertEqual(r0.robustRunAccuracies.count, 4)
     }
 
+    func testProgressMovesInsideABatch() throws {
+        // One batch holds every point: without reports from inside the attacks the count would jump
+        // from 0 to all at the end (for minutes on a robust model); with them it moves step by step.
+        let (m, x, y) = linearProblem()
+        var c = AutoAttackConfig(); c.attacks = [.apgdCE, .square]; c.epsilon = 1e-4; c.iterations = 20; c.queries = 30
+        var seen: [String: [Int]] = [:], totals: [String: Int] = [:]
+        let r = try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: y.count, fingerprint: [:])
+            .run(progress: { name, done, total, _ in seen[name, default: []].append(done); totals[name] = total })
+        for name in ["apgd-ce", "square"] {
+            let d = try XCTUnwrap(seen[name]), total = try XCTUnwrap(totals[name])
+            XCTAssertGreaterThan(total, 1)
+            XCTAssertTrue(d.contains { $0 > 0 && $0 < total }, "\(name): \(d)")
+            XCTAssertEqual(d, d.sorted(), name)
+            XCTAssertEqual(d.last, total, name)
+        }
+        // Observing changes nothing: the same run without a progress handler gives the same result.
+        let r2 = try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: y.count, fingerprint: [:]).run()
+        XCTAssertEqual(r.brokenBy, r2.brokenBy)
+        XCTAssertEqual(r.adversarials.array, r2.adversarials.array)
+    }
+
     func testStateFromAnotherRunIsRefused() throws {
         let (m, x, y) = try smallWRN()
         var c = AutoAttackConfig(); c.iterations = 2; c.queries = 5; c.targetClasses = 1
