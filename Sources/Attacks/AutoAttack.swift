@@ -193,8 +193,16 @@ public final class AutoAttackRunner {
         }
     }
 
+    /// The keys in which two runs' fingerprints differ. The model file's path ("model") may differ
+    /// (another checkout, another machine of a sharded run) when its contents ("model_hash") do not.
+    public static func differences(_ a: [String: String], _ b: [String: String]) -> [String] {
+        Set(a.keys).union(b.keys).sorted().filter { key in
+            a[key] != b[key] && !(key == "model" && a["model_hash"] != nil && a["model_hash"] == b["model_hash"])
+        }
+    }
+
     static func check(_ s: AutoAttackState, against fp: [String: String], n: Int) throws {
-        for key in Set(fp.keys).union(s.fingerprint.keys).sorted() where fp[key] != s.fingerprint[key] {
+        for key in differences(fp, s.fingerprint) {
             throw JEMError.invalidArgument("--state was written by a different run: its \(key) is \(s.fingerprint[key] ?? "missing"), this run's is \(fp[key] ?? "missing")")
         }
         guard s.cleanPredictions.isEmpty || (s.cleanPredictions.count == n && s.robust.count == n && s.brokenBy.count == n

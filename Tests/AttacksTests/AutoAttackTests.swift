@@ -392,6 +392,18 @@ final class AutoAttackTests: XCTestCase {
                                                   fingerprint: ["model": "b", "eps": "1"], resume: s)) { e in
             XCTAssertTrue("\(e)".contains("model"), "\(e)")
         }
+        // The model file at another path (another checkout or machine) with the same contents continues;
+        // other contents at the same path do not.
+        let fp = ["model": "/a/jem.safetensors", "model_hash": "1", "eps": "1"]
+        var t: AutoAttackState? = nil
+        _ = try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: 5, fingerprint: fp).run(checkpoint: { t = $0 })
+        var moved = fp; moved["model"] = "/b/jem.safetensors"
+        XCTAssertNoThrow(try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: 5, fingerprint: moved, resume: t))
+        var changed = fp; changed["model_hash"] = "2"
+        XCTAssertThrowsError(try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: 5, fingerprint: changed, resume: t)) { e in
+            XCTAssertTrue("\(e)".contains("model_hash"), "\(e)")
+        }
+        XCTAssertEqual(AutoAttackRunner.differences(["model": "/a"], ["model": "/b"]), ["model"])
     }
 
     func testBadSettingsAreRejected() throws {
