@@ -27,13 +27,16 @@ public struct Surrogate: ExampleAttack {
         let n = x.shape[0], per = x.count / max(n, 1)
         let out = x.copy()
         var pending = Array(0..<n)
-        for a in attacks {
+        let parts = Double(attacks.count)
+        for (k, a) in attacks.enumerated() {
             if pending.isEmpty { break }
             var sub = pending.map { streams[$0] }
             let y = pending.map { labels[$0] }
-            let (adv, pred) = try modelRng.rows(pending) { rng in
-                let adv = try a.attack(classifier, x.gather(rows: pending), labels: y, streams: &sub, modelRng: &rng)
-                return (adv, try classifier.logits(adv, rng: &rng).argmaxRows())
+            let (adv, pred) = try AttackProgress.part(Double(k) / parts, Double(k + 1) / parts) {
+                try modelRng.rows(pending) { rng in
+                    let adv = try a.attack(classifier, x.gather(rows: pending), labels: y, streams: &sub, modelRng: &rng)
+                    return (adv, try classifier.logits(adv, rng: &rng).argmaxRows())
+                }
             }
             var still: [Int] = []
             for (j, r) in pending.enumerated() {

@@ -376,6 +376,13 @@ final class AutoAttackTests: XCTestCase {
             XCTAssertEqual(d, d.sorted(), name)
             XCTAssertEqual(d.last, total, name)
         }
+        // A transfer attack (inner attacks run one after the other) moves forward through all of them.
+        var steps: [Int] = []
+        _ = try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: y.count,
+                                 components: [Surrogate(name: "transfer", classifier: m, attacks: c.components(classes: 2))], fingerprint: [:])
+            .run(progress: { name, done, _, _ in if name == "transfer" { steps.append(done) } })
+        XCTAssertEqual(steps, steps.sorted())
+        XCTAssertGreaterThan(Set(steps).count, 10)
         // Observing changes nothing: the same run without a progress handler gives the same result.
         let r2 = try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: y.count, fingerprint: [:]).run()
         XCTAssertEqual(r.brokenBy, r2.brokenBy)
