@@ -94,7 +94,12 @@ public enum Evaluation {
             let targets = targeted ? zip(y, ids).map { randomTarget(label: $0, classes: model.numClasses, seed: seed, example: $1) } : nil
             var streams = ids.map { ExampleStreams.stream(seed: seed, example: $0, purpose: "attack") }
             var rng = RowStreams(seed: seed, examples: ids, purpose: "model/attack")
-            let xa = try attack.attack(model, x, labels: y, targets: targets, streams: &streams, modelRng: &rng)
+            let before = start
+            let xa = try withoutActuallyEscaping(progress) { report in
+                try AttackProgress.observe({ report(before + Int($0 * Double(m))) }) {
+                    try attack.attack(model, x, labels: y, targets: targets, streams: &streams, modelRng: &rng)
+                }
+            }
             var advRng = RowStreams(seed: seed, examples: ids, purpose: "model/adversarial")
             adv += try predict(model, xa, runs: evalRuns, rng: &advRng)
             norms += Projection.norms(xa, x, norm: attack.norm)

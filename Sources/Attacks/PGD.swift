@@ -122,6 +122,7 @@ public struct PGD: Attack {
             if config.randomStart { randomStart(adv, x, streams: &streams) }
             let active = config.earlyStop ? done.map { !$0 } : [Bool](repeating: true, count: n)
             for s in 0..<config.steps {
+                AttackProgress.report(Double(restart * config.steps + s) / Double(config.restarts * config.steps))
                 let (z, g) = try model.inputGradient(adv, rng: &modelRng) { try objectiveGradient($0, labels: labels, targets: tgt) }
                 // Every iterate is a candidate, except the clean input itself.
                 if !model.isStochastic && (s > 0 || config.randomStart) { record(adv, z, labels: labels, targets: tgt, best: best, done: &done, per: per) }

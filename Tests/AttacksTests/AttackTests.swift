@@ -104,6 +104,20 @@ final class AttackTests: XCTestCase {
         XCTAssertLessThanOrEqual(r1.robustAccuracy, r0.robustAccuracy)
     }
 
+    func testProgressMovesInsideABatch() throws {
+        // One batch of 12 images, 2 restarts × 10 steps: the image count moves with the steps.
+        let m = try model()
+        let (x, y) = inputs(12)
+        var c = PGDConfig(); c.epsilon = 0.1; c.stepSize = 0.02; c.steps = 10; c.restarts = 2; c.earlyStop = false
+        var seen: [Int] = []
+        let r = try Evaluation.run(m, attack: try PGD(config: c), images: x, labels: y, batchSize: 12, seed: 1) { seen.append($0) }
+        XCTAssertEqual(seen, seen.sorted())
+        XCTAssertEqual(seen.last, 12)
+        XCTAssertGreaterThan(Set(seen.filter { $0 > 0 && $0 < 12 }).count, 5, "\(seen)")
+        let quiet = try Evaluation.run(m, attack: try PGD(config: c), images: x, labels: y, batchSize: 12, seed: 1)
+        XCTAssertEqual(r.adversarialPredictions, quiet.adversarialPredictions)
+    }
+
     func testBadSettingsGetClearErrors() {
         func expect(_ edit: (inout PGDConfig) -> Void, _ text: String, file: StaticString = #filePath, line: UInt = #line) {
             var c = PGDConfig(); edit(&c)
