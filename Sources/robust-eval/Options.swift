@@ -158,19 +158,25 @@ final class Progress {
     /// Under MPI only rank 0 reports progress.
     let quiet = (MPIWorld.current?.rank ?? 0) != 0
     var last = Date.distantPast
+    /// The count at the first update: a resumed run's work done before it does not enter the rate.
+    var base: Int? = nil
 
     init(total: Int, label: String) { self.total = total; self.label = label }
 
     /// On a terminal, a line redrawn at most 4 times a second; otherwise a plain line at the start,
     /// about every 10 s, and at the end.
     func update(_ done: Int, extra: String = "") {
+        if base == nil { base = done }
         let since = Date().timeIntervalSince(last)
         guard !quiet, since > (tty ? 0.25 : 10) || done == total || last == .distantPast else { return }
         last = Date()
         let el = Date().timeIntervalSince(start)
-        let rate = Double(done) / max(el, 1e-9)
-        let eta = rate > 0 ? Double(total - done) / rate : 0
-        let line = "\(label) \(done)/\(total)  \(String(format: "%.1f", rate))/s  ETA \(formatDuration(eta))  \(extra)"
+        let rate = Double(done - (base ?? 0)) / max(el, 1e-9)
+        // Slow work (an APGD-T batch on a robust model: a few points a minute) keeps its digits; no
+        // ETA until something has been done.
+        let rateText = String(format: rate >= 1 || rate == 0 ? "%.1f" : "%.3f", rate)
+        let etaText = done >= total ? "0m00s" : rate > 0 ? formatDuration(Double(total - done) / rate) : "--"
+        let line = "\(label) \(done)/\(total)  \(rateText)/s  ETA \(etaText)  \(extra)"
         FileHandle.standardError.write((tty ? "\r\u{1B}[K" + line : line + "\n").data(using: .utf8)!)
     }
 
