@@ -170,14 +170,18 @@ final class Progress {
         let since = Date().timeIntervalSince(last)
         guard !quiet, since > (tty ? 0.25 : 10) || done == total || last == .distantPast else { return }
         last = Date()
-        let el = Date().timeIntervalSince(start)
-        let rate = Double(done - (base ?? 0)) / max(el, 1e-9)
+        let line = self.line(done, elapsed: Date().timeIntervalSince(start), extra: extra)
+        FileHandle.standardError.write((tty ? "\r\u{1B}[K" + line : line + "\n").data(using: .utf8)!)
+    }
+
+    /// The line for `done` of `total` after `elapsed` seconds (the rate counts from the first update).
+    func line(_ done: Int, elapsed: Double, extra: String = "") -> String {
+        let rate = Double(done - (base ?? 0)) / max(elapsed, 1e-9)
         // Slow work (an APGD-T batch on a robust model: a few points a minute) keeps its digits; no
         // ETA until something has been done.
         let rateText = String(format: rate >= 1 || rate == 0 ? "%.1f" : "%.3f", rate)
         let etaText = done >= total ? "0m00s" : rate > 0 ? formatDuration(Double(total - done) / rate) : "--"
-        let line = "\(label) \(done)/\(total)  \(rateText)/s  ETA \(etaText)  \(extra)"
-        FileHandle.standardError.write((tty ? "\r\u{1B}[K" + line : line + "\n").data(using: .utf8)!)
+        return "\(label) \(done)/\(total)  \(rateText)/s  ETA \(etaText)  \(extra)"
     }
 
     func finish() { if tty { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) } }

@@ -63,6 +63,15 @@ final class CLIAnalysisTests: XCTestCase {
 
     func message(_ e: Error) -> String { (e as? ValidationError)?.message ?? "\(e)" }
 
+    func testProgressLineOfAResumedSlowRun() {
+        let p = Progress(total: 673, label: "apgd-t")
+        p.base = 256  // resumed: 256 points were attacked by an earlier process
+        XCTAssertEqual(p.line(256, elapsed: 5, extra: "broken 3"), "apgd-t 256/673  0.0/s  ETA --  broken 3")
+        XCTAssertEqual(p.line(257, elapsed: 25), "apgd-t 257/673  0.040/s  ETA 2h53m  ")
+        XCTAssertEqual(p.line(400, elapsed: 72), "apgd-t 400/673  2.0/s  ETA 2m17s  ")
+        XCTAssertEqual(p.line(673, elapsed: 100), "apgd-t 673/673  4.2/s  ETA 0m00s  ")
+    }
+
     func testUnknownModel() {
         XCTAssertThrowsError(try PGDCommand.parse(["--model", "resnet"]).run()) { XCTAssertTrue(self.message($0).contains("unknown model 'resnet'"), self.message($0)) }
     }
