@@ -79,6 +79,8 @@ extension EnsembleOutputOptions {
         if let r = runner.state.cleanPredictions.isEmpty ? nil : runner.state {
             let done = r.finished.map(\.name).joined(separator: ", ")
             print("resuming from \(state!): \(done.isEmpty ? "no attack finished" : "finished " + done)\(r.position > 0 ? ", \(r.position) point(s) into the next" : "")")
+        } else if state == nil {
+            print("state:   not saved (--state F.json keeps it after every batch, so that a killed run continues)")
         }
         fflush(stdout)
         return try runShowingProgress(runner) { s in
