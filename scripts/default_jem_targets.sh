@@ -26,6 +26,7 @@ ST="$D/autoattack_linf_n$N_AA.state.json"
 if [ ! -f "$D/autoattack_linf_n$N_AA.json" ] && [ ! -f "$ST" ] && [ -f "$ST.gz" ]; then gunzip -c "$ST.gz" > "$ST.tmp" && mv "$ST.tmp" "$ST"; fi
 [ -f "$D/autoattack_linf_n$N_AA.json" ] || "$B" autoattack --model "$MODEL" --version standard --norm linf --eps 8/255 \
     --limit "$N_AA" --threads "$T" --state "$D/autoattack_linf_n$N_AA.state.json" --json "$D/autoattack_linf_n$N_AA.json"
+rm -f "$ST.gz"  # finished: the carried state is no longer needed
 python3 - "$D" "$MODEL" "$N_AA" "$N_DEF" <<'PY'
 import json, sys
 d, model, n_aa, n_def = sys.argv[1:5]
