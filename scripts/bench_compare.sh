@@ -8,6 +8,7 @@ T=${1:-2}; R=${2:-5}
 PY=${PYTHON:-venv/bin/python}
 swift build -c release --product robust-eval >/dev/null
 mkdir -p runs
+STEAL=$(bash scripts/host_steal.sh)
 .build/release/robust-eval bench --threads "$T" --repeats "$R" --json runs/bench_swift.json >/dev/null
 "$PY" scripts/bench_torch.py --threads "$T" --repeats "$R" > runs/bench_torch.json 2>/dev/null
 "$PY" - <<'PY'
@@ -20,3 +21,4 @@ for r in s:
     p = t[(r["model"], r["input"], r["op"])]
     print(f"| {r['model']} | {r['input']} | {r['op']} | {r['images_per_second']:.1f} | {p:.1f} | {r['images_per_second']/p:.2f}× |")
 PY
+bash scripts/host_steal.sh "$STEAL"

@@ -17,6 +17,7 @@ TIME=/usr/bin/time
 swift build -c release --product robust-eval >/dev/null
 mkdir -p runs/bench
 rm -f runs/bench/*_r[0-9]*
+STEAL=$(bash scripts/host_steal.sh)
 for w in ${W//,/ }; do
     for ((i = 1; i <= N; i++)); do
         $TIME -f %M -o "runs/bench/rss_swift_${w}_r$i" .build/release/robust-eval bench --workload "$w" --threads "$T" \
@@ -39,3 +40,4 @@ for w in os.environ["W"].split(","):
         p = statistics.median(x["images_per_second"] for i in range(1, n + 1) for x in rows("torch", w, i) if x["op"] == op)
         print(f"| {op} | {r['batch']} | {s:.2f} | {p:.2f} | {s / p:.2f}× | {rss('swift', w):.0f} MB | {rss('torch', w):.0f} MB |")
 PY
+bash scripts/host_steal.sh "$STEAL"
