@@ -41,3 +41,4 @@ for w in os.environ["W"].split(","):
         print(f"| {op} | {r['batch']} | {s:.2f} | {p:.2f} | {s / p:.2f}× | {rss('swift', w):.0f} MB | {rss('torch', w):.0f} MB |")
 PY
 bash scripts/host_steal.sh "$STEAL"
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores; AVX-512: $(grep -qw avx512f /proc/cpuinfo && echo yes || echo no)"
