@@ -153,6 +153,17 @@ public struct AutoAttackResult {
     }
 }
 
+/// What identifies a run (model, data, settings) for `--state` files and the parts of a sharded run.
+public enum RunFingerprint {
+    /// The keys in which two runs' fingerprints differ. The model file's path ("model") may differ
+    /// (another checkout, another machine of a sharded run) when its contents ("model_hash") do not.
+    public static func differences(_ a: [String: String], _ b: [String: String]) -> [String] {
+        Set(a.keys).union(b.keys).sorted().filter { key in
+            a[key] != b[key] && !(key == "model" && a["model_hash"] != nil && a["model_hash"] == b["model_hash"])
+        }
+    }
+}
+
 public final class AutoAttackRunner {
     public let model: Classifier
     public let config: AutoAttackConfig
@@ -193,16 +204,8 @@ public final class AutoAttackRunner {
         }
     }
 
-    /// The keys in which two runs' fingerprints differ. The model file's path ("model") may differ
-    /// (another checkout, another machine of a sharded run) when its contents ("model_hash") do not.
-    public static func differences(_ a: [String: String], _ b: [String: String]) -> [String] {
-        Set(a.keys).union(b.keys).sorted().filter { key in
-            a[key] != b[key] && !(key == "model" && a["model_hash"] != nil && a["model_hash"] == b["model_hash"])
-        }
-    }
-
     static func check(_ s: AutoAttackState, against fp: [String: String], n: Int) throws {
-        for key in differences(fp, s.fingerprint) {
+        for key in RunFingerprint.differences(fp, s.fingerprint) {
             throw JEMError.invalidArgument("--state was written by a different run: its \(key) is \(s.fingerprint[key] ?? "missing"), this run's is \(fp[key] ?? "missing")")
         }
         guard s.cleanPredictions.isEmpty || (s.cleanPredictions.count == n && s.robust.count == n && s.brokenBy.count == n
@@ -259,13 +262,6 @@ public final class AutoAttackRunner {
             try checkpoint(state)
         }
         for attack in components.dropFirst(state.finished.count) {
-            if attack.epsilon == 0 {
-                // An attack with ε = 0 cannot move a point: the clean runs above already judged every
-                // example at it, and judging again would only draw the defense's noise once more.
-                state.finished.append(.init(name: attack.name, robust: state.robust.filter { $0 }.count, seconds: 0))
-                try checkpoint(state)
-                continue
-            }
             if state.position == 0 && state.pending.isEmpty { state.pending = (0..<n).filter { state.robust[$0] } }
             var broken = state.pending[..<state.position].filter { state.brokenBy[$0] == attack.name }.count
             progress(attack.name, state.position, state.pending.count, broken)

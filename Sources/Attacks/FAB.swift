@@ -162,7 +162,7 @@ public struct FAB: ExampleAttack {
         var unchecked = [Bool](repeating: false, count: m)
         while !active.isEmpty {
             // The call lasts as long as its slowest row.
-            AttackProgress.report(Double(active.map { taken[$0] }.max() ?? 0) / Double(config.steps))
+            AttackProgress.report(Double(active.reduce(0) { max($0, taken[$1]) }) / Double(config.steps))
             let lin = try linearise(active)
             var next: [Int] = []
             for (j, r) in active.enumerated() {

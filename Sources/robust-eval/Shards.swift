@@ -174,7 +174,7 @@ func checkParts(_ h: [PartHeader], sources: [String]) throws -> [Int] {
         guard p.shards == a.shards, p.n == a.n else {
             throw ValidationError("merge: \(s) is shard \(p.shard)/\(p.shards) of \(p.n) images, \(sources[0]) shard \(a.shard)/\(a.shards) of \(a.n): not one run")
         }
-        for key in AutoAttackRunner.differences(p.fingerprint, a.fingerprint) {
+        for key in RunFingerprint.differences(p.fingerprint, a.fingerprint) {
             throw ValidationError("merge: \(s) and \(sources[0]) come from different runs: \(key) is \(p.fingerprint[key] ?? "missing") vs \(a.fingerprint[key] ?? "missing")")
         }
         let r = ShardSpec(index: p.shard, count: p.shards).range(p.n)
