@@ -32,9 +32,18 @@ static inline int chunk_size(int N, int H, int W) {
 // otherwise map to the same cache sets.
 enum { SKEW = 48 };
 
+// Per-thread scratch of the plane-wise transforms (floats): the eight phase planes and the padded
+// row of the input transform, or (later in the same chunk) the four output planes of the output
+// transform over a whole chunk.
+static inline size_t plane_scratch(int H, int W) {
+    const size_t TH = (size_t)(H + 1) / 2, TW = (size_t)(W + 1) / 2, in = 8 * (TH + 1) * TW + 2 * TW + 2;
+    const size_t outp = 4 * (size_t)chunk_images(H, W) * TH * TW;
+    return in > outp ? in : outp;
+}
+
 size_t jem_winograd_workspace(int C, int OC, int H, int W, int threads) {
     size_t t = (size_t)chunk_images(H, W) * tiles_per_image(H, W);
-    return 16 * ((size_t)OC * C + SKEW) + (size_t)threads * 16 * (t * ((size_t)C + OC) + 2 * SKEW);
+    return 16 * ((size_t)OC * C + SKEW) + (size_t)threads * (16 * (t * ((size_t)C + OC) + 2 * SKEW) + plane_scratch(H, W));
 }
 
 // U (16 matrices (OC, C), SKEW floats apart) = G g Gᵀ for each 3×3 kernel g from input channel c to output channel o:
@@ -67,11 +76,12 @@ static void transform_weights(float* U, const float* w, int OC, int C, int flip_
 }
 
 // V[ξ][c][t] (matrices xs floats apart, rows T = nb·TI long) = (Bᵀ d B)[ξ] for the 4×4 input
-// tile d at (2ty − 1, 2tx − 1) of images n0 ..< n0 + nb (zero outside the image).
-// One tile row at a time: its 4 input rows are copied into zero-padded buffers (entry p holds
+// tile d at (2ty − 1, 2tx − 1) of images n0 ..< n0 + nb (zero outside the image), for small maps
+// (fewer than 32 tiles per plane: 7×7 and below), where the plane-wise transform below spends
+// more on splitting the plane than it saves. One tile row at a time: its 4 input rows are copied into zero-padded buffers (entry p holds
 // column p − 1), so the loop over the tiles of the row has no branches and stride-2 loads, and
 // the compiler vectorises it across tiles. The arithmetic is the scalar one, in the same order.
-static void transform_input(float* V, size_t xs, const float* inp, int n0, int nb, int C, int H, int W) {
+static void transform_input_rows(float* V, size_t xs, const float* inp, int n0, int nb, int C, int H, int W) {
     const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW, T = nb * TI;
     const int PW = 2 * TW + 2;
     float rows[4 * PW];   // on the stack: no allocation per call
@@ -114,6 +124,64 @@ static void transform_input(float* V, size_t xs, const float* inp, int n0, int n
     }
 }
 
+// The same V, one image plane at a time (planes of 32 tiles or more: 14×14 and up). Its zero-padded rows are first split into eight phase planes
+// P[rp][q][ty'·TW + tx] = x(2ty' + rp − 1, 2tx + q − 1) (rp the row parity, q the column offset,
+// ty' = 0 … TH), so that element r, q of tile t = ty·TW + tx is P[r % 2][q][t + (r / 2)·TW]:
+// the transform is then one branch-free, unit-stride loop over all TI tiles of the plane (196 and
+// 49 on 28×28 and 14×14 maps, against 14 and 7 per tile row) that the compiler vectorises. The
+// arithmetic is the scalar one, in the same order: both paths give the same bits.
+static void transform_input(float* V, size_t xs, const float* inp, int n0, int nb, int C, int H, int W, float* scratch) {
+    const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW, T = nb * TI;
+    if (TI < 32) { transform_input_rows(V, xs, inp, n0, nb, C, H, W); return; }
+    const size_t PS = (size_t)(TH + 1) * TW;   // floats per phase plane
+    const int PW = 2 * TW + 2;                 // a padded input row: entry k holds column k − 1
+    float* P = scratch;                        // P[(rp·4 + q)·PS + ty'·TW + tx]
+    float* R = scratch + 8 * PS;               // the padded row; its borders stay zero
+    memset(R, 0, sizeof(float) * (size_t)PW);
+    for (int i = 0; i < nb; i++) {
+        for (int c = 0; c < C; c++) {
+            const float* x = inp + ((size_t)(n0 + i) * C + c) * H * W;
+            // Padded row k = 0 … 2·TH + 1 is input row k − 1 (zero outside): phase rp = k % 2, ty' = k / 2.
+            for (int k = 0; k < 2 * TH + 2; k++) {
+                const int yy = k - 1;
+                float* restrict q0 = P + (size_t)((k & 1) * 4) * PS + (size_t)(k >> 1) * TW;
+                float* restrict q1 = q0 + PS; float* restrict q2 = q0 + 2 * PS; float* restrict q3 = q0 + 3 * PS;
+                if (yy < 0 || yy >= H) {
+                    for (int tx = 0; tx < TW; tx++) { q0[tx] = 0.f; q1[tx] = 0.f; q2[tx] = 0.f; q3[tx] = 0.f; }
+                    continue;
+                }
+                memcpy(R + 1, x + (size_t)yy * W, sizeof(float) * (size_t)W);
+                for (int tx = 0; tx < TW; tx++) { q0[tx] = R[2 * tx]; q1[tx] = R[2 * tx + 1]; q2[tx] = R[2 * tx + 2]; q3[tx] = R[2 * tx + 3]; }
+            }
+            const float* restrict a0 = P;          const float* restrict a1 = P + PS;
+            const float* restrict a2 = P + 2 * PS; const float* restrict a3 = P + 3 * PS;
+            const float* restrict b0 = P + 4 * PS; const float* restrict b1 = P + 5 * PS;
+            const float* restrict b2 = P + 6 * PS; const float* restrict b3 = P + 7 * PS;
+            float* vb = V + (size_t)c * T + (size_t)i * TI;
+            float* restrict o0 = vb;            float* restrict o1 = vb + xs;       float* restrict o2 = vb + 2 * xs;   float* restrict o3 = vb + 3 * xs;
+            float* restrict o4 = vb + 4 * xs;   float* restrict o5 = vb + 5 * xs;   float* restrict o6 = vb + 6 * xs;   float* restrict o7 = vb + 7 * xs;
+            float* restrict o8 = vb + 8 * xs;   float* restrict o9 = vb + 9 * xs;   float* restrict o10 = vb + 10 * xs; float* restrict o11 = vb + 11 * xs;
+            float* restrict o12 = vb + 12 * xs; float* restrict o13 = vb + 13 * xs; float* restrict o14 = vb + 14 * xs; float* restrict o15 = vb + 15 * xs;
+            // The 24 streams are distinct (phase planes in the scratch, V's 16 matrices): too many
+            // for the vectoriser's run-time alias checks, so it is told.
+            #pragma clang loop vectorize(assume_safety)
+            for (int t = 0; t < TI; t++) {
+                const int u = t + TW;
+                // Bᵀ d: rows a = d[0][q], b = d[1][q], e = d[2][q], f = d[3][q]
+                const float t0 = a0[t] - a0[u], t1 = a1[t] - a1[u], t2 = a2[t] - a2[u], t3 = a3[t] - a3[u];
+                const float t4 = b0[t] + a0[u], t5 = b1[t] + a1[u], t6 = b2[t] + a2[u], t7 = b3[t] + a3[u];
+                const float t8 = a0[u] - b0[t], t9 = a1[u] - b1[t], t10 = a2[u] - b2[t], t11 = a3[u] - b3[t];
+                const float t12 = b0[t] - b0[u], t13 = b1[t] - b1[u], t14 = b2[t] - b2[u], t15 = b3[t] - b3[u];
+                // (Bᵀ d) B
+                o0[t] = t0 - t2;    o1[t] = t1 + t2;    o2[t] = t2 - t1;    o3[t] = t1 - t3;
+                o4[t] = t4 - t6;    o5[t] = t5 + t6;    o6[t] = t6 - t5;    o7[t] = t5 - t7;
+                o8[t] = t8 - t10;   o9[t] = t9 + t10;   o10[t] = t10 - t9;  o11[t] = t9 - t11;
+                o12[t] = t12 - t14; o13[t] = t13 + t14; o14[t] = t14 - t13; o15[t] = t13 - t15;
+            }
+        }
+    }
+}
+
 // out (N, OC, H, W) = winograd conv of inp (N, C, H, W) with transformed kernel U (16, OC, C).
 static void winograd_run(float* out, const float* inp, const float* U, const float* bias,
                          int N, int C, int H, int W, int OC, float* work, int act, float slope) {
@@ -127,10 +195,11 @@ static void winograd_run(float* out, const float* inp, const float* U, const flo
     for (int ch = 0; ch < NC; ch++) {
         const int n0 = ch * NB, nb = (N - n0) < NB ? (N - n0) : NB;
         const int T = nb * TI;
-        float* V = work + (size_t)omp_get_thread_num() * 16 * (tmax * ((size_t)C + OC) + 2 * SKEW);
+        float* V = work + (size_t)omp_get_thread_num() * (16 * (tmax * ((size_t)C + OC) + 2 * SKEW) + plane_scratch(H, W));
         float* M = V + 16 * (tmax * (size_t)C + SKEW);
+        float* scratch = M + 16 * (tmax * (size_t)OC + SKEW);
         const size_t xs = (size_t)C * T + SKEW, ms = (size_t)OC * T + SKEW;   // strides between the 16 matrices
-        transform_input(V, xs, inp, n0, nb, C, H, W);
+        transform_input(V, xs, inp, n0, nb, C, H, W, scratch);
         // β = 1 into a cleared M: OpenBLAS's β = 0 path clears C with a slow scalar pass per GEMM
         // call (8 % of a full-chain defense profile); one memset of the chunk's M is cheaper and
         // gives the same sums (0 + Σ).
@@ -144,29 +213,46 @@ static void winograd_run(float* out, const float* inp, const float* U, const flo
                             1.0f, u, C, V + (size_t)xi * xs, T, 1.0f, M + (size_t)xi * ms, T);
             }
         }
-        // Output transform: y = Aᵀ m A (+ bias), cropped at odd edges.
-        for (int i = 0; i < nb; i++) {
-            for (int o = 0; o < OC; o++) {
+        // Output transform: y = Aᵀ m A (+ bias, activation), one output channel of the whole chunk
+        // at a time: the 2×2 outputs of all T tiles (every image of the chunk: M's rows are
+        // contiguous over images) in one unit-stride loop over the 16 streams of M (vectorised),
+        // into four planes Y00 … Y11, then interleaved into each image, cropped at odd edges.
+        float* restrict Y00 = scratch; float* restrict Y01 = scratch + tmax;
+        float* restrict Y10 = scratch + 2 * tmax; float* restrict Y11 = scratch + 3 * tmax;
+        for (int o = 0; o < OC; o++) {
+            const float* mb = M + (size_t)o * T;
+            const float* restrict m0 = mb;            const float* restrict m1 = mb + ms;       const float* restrict m2 = mb + 2 * ms;   const float* restrict m3 = mb + 3 * ms;
+            const float* restrict m4 = mb + 4 * ms;   const float* restrict m5 = mb + 5 * ms;   const float* restrict m6 = mb + 6 * ms;   const float* restrict m7 = mb + 7 * ms;
+            const float* restrict m8 = mb + 8 * ms;   const float* restrict m9 = mb + 9 * ms;   const float* restrict m10 = mb + 10 * ms; const float* restrict m11 = mb + 11 * ms;
+            const float* restrict m12 = mb + 12 * ms; const float* restrict m13 = mb + 13 * ms; const float* restrict m14 = mb + 14 * ms; const float* restrict m15 = mb + 15 * ms;
+            const float b0 = bias ? bias[o] : 0.f;
+            #pragma clang loop vectorize(assume_safety)
+            for (int t = 0; t < T; t++) {
+                // Aᵀ m: r0[q] = m[q] + m[4 + q] + m[8 + q], r1[q] = m[4 + q] − m[8 + q] − m[12 + q]
+                const float r00 = m0[t] + m4[t] + m8[t], r01 = m1[t] + m5[t] + m9[t];
+                const float r02 = m2[t] + m6[t] + m10[t], r03 = m3[t] + m7[t] + m11[t];
+                const float r10 = m4[t] - m8[t] - m12[t], r11 = m5[t] - m9[t] - m13[t];
+                const float r12 = m6[t] - m10[t] - m14[t], r13 = m7[t] - m11[t] - m15[t];
+                float y00 = r00 + r01 + r02 + b0, y01 = r01 - r02 - r03 + b0;
+                float y10 = r10 + r11 + r12 + b0, y11 = r11 - r12 - r13 + b0;
+                if (act) {
+                    y00 = y00 > 0.f ? y00 : slope * y00; y01 = y01 > 0.f ? y01 : slope * y01;
+                    y10 = y10 > 0.f ? y10 : slope * y10; y11 = y11 > 0.f ? y11 : slope * y11;
+                }
+                Y00[t] = y00; Y01[t] = y01; Y10[t] = y10; Y11[t] = y11;
+            }
+            const int pairs = W / 2;   // tiles whose two columns are inside
+            for (int i = 0; i < nb; i++) {
                 float* y = out + ((size_t)(n0 + i) * OC + o) * H * W;
-                const float* mb = M + (size_t)o * T + (size_t)i * TI;
-                const float b0 = bias ? bias[o] : 0.f;
                 for (int ty = 0; ty < TH; ty++) {
-                    for (int tx = 0; tx < TW; tx++) {
-                        const size_t tt = (size_t)ty * TW + tx;
-                        float m[16];
-                        for (int k = 0; k < 16; k++) m[k] = mb[(size_t)k * ms + tt];
-                        float r0[4], r1[4];   // Aᵀ m
-                        for (int q = 0; q < 4; q++) { r0[q] = m[q] + m[4 + q] + m[8 + q]; r1[q] = m[4 + q] - m[8 + q] - m[12 + q]; }
-                        float y00 = r0[0] + r0[1] + r0[2] + b0, y01 = r0[1] - r0[2] - r0[3] + b0;
-                        float y10 = r1[0] + r1[1] + r1[2] + b0, y11 = r1[1] - r1[2] - r1[3] + b0;
-                        if (act) {
-                            y00 = y00 > 0.f ? y00 : slope * y00; y01 = y01 > 0.f ? y01 : slope * y01;
-                            y10 = y10 > 0.f ? y10 : slope * y10; y11 = y11 > 0.f ? y11 : slope * y11;
-                        }
-                        const int yy = 2 * ty, xx = 2 * tx;
-                        float* p = y + (size_t)yy * W + xx;
-                        p[0] = y00; if (xx + 1 < W) p[1] = y01;
-                        if (yy + 1 < H) { p[W] = y10; if (xx + 1 < W) p[W + 1] = y11; }
+                    const size_t t0 = (size_t)i * TI + (size_t)ty * TW;
+                    float* restrict p = y + (size_t)(2 * ty) * W;
+                    for (int tx = 0; tx < pairs; tx++) { p[2 * tx] = Y00[t0 + tx]; p[2 * tx + 1] = Y01[t0 + tx]; }
+                    if (W & 1) p[W - 1] = Y00[t0 + TW - 1];
+                    if (2 * ty + 1 < H) {
+                        float* restrict q = p + W;
+                        for (int tx = 0; tx < pairs; tx++) { q[2 * tx] = Y10[t0 + tx]; q[2 * tx + 1] = Y11[t0 + tx]; }
+                        if (W & 1) q[W - 1] = Y10[t0 + TW - 1];
                     }
                 }
             }
@@ -201,7 +287,7 @@ void jem_conv3x3_winograd_backward_input(float* dinp, const float* dout, const f
 // (deterministic for a given thread count).
 size_t jem_winograd_wgrad_workspace(int C, int OC, int H, int W, int threads) {
     size_t t = (size_t)chunk_images(H, W) * tiles_per_image(H, W);
-    return (size_t)threads * (16 * (t * ((size_t)C + OC) + 2 * SKEW) + 16 * ((size_t)OC * C + SKEW));
+    return (size_t)threads * (16 * (t * ((size_t)C + OC) + 2 * SKEW) + 16 * ((size_t)OC * C + SKEW) + plane_scratch(H, W));
 }
 
 void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, const float* inp,
@@ -210,7 +296,7 @@ void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, con
     const int NB = chunk_size(N, H, W), NC = (N + NB - 1) / NB;
     const size_t tmax = (size_t)chunk_images(H, W) * TI;   // the workspace's chunk
     const size_t us = (size_t)OC * C + SKEW;   // stride between the 16 (OC, C) matrices of dU
-    const size_t per = 16 * (tmax * ((size_t)C + OC) + 2 * SKEW) + 16 * us;
+    const size_t per = 16 * (tmax * ((size_t)C + OC) + 2 * SKEW) + 16 * us + plane_scratch(H, W);
     int T_threads = 1;
     #pragma omp parallel
     {
@@ -225,7 +311,7 @@ void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, con
             const int n0 = ch * NB, nb = (N - n0) < NB ? (N - n0) : NB;
             const int T = nb * TI;
             const size_t xs = (size_t)C * T + SKEW, ds = (size_t)OC * T + SKEW;
-            transform_input(V, xs, inp, n0, nb, C, H, W);
+            transform_input(V, xs, inp, n0, nb, C, H, W, dU + 16 * us);
             // D[ξ][oc][t] = (A dY Aᵀ)[ξ], dY the 2×2 output-gradient tile (0 where cropped).
             for (int i = 0; i < nb; i++) {
                 for (int o = 0; o < OC; o++) {

@@ -22,6 +22,7 @@ final class KernelTests: XCTestCase {
         ConvCase(n: 3, c: 5, h: 6, w: 9, oc: 7, k: 5, stride: 1, pad: 2),   // same-size backward path, 5×5, non-square
         ConvCase(n: 6, c: 17, h: 7, w: 5, oc: 20, k: 3, stride: 1, pad: 1),  // Winograd, odd sizes (cropped edge tiles)
         ConvCase(n: 19, c: 16, h: 4, w: 4, oc: 24, k: 3, stride: 1, pad: 1), // Winograd, a full chunk of 16 images and a partial one
+        ConvCase(n: 3, c: 16, h: 11, w: 13, oc: 18, k: 3, stride: 1, pad: 1), // Winograd's plane-wise transforms (≥ 32 tiles), odd sizes
         ConvCase(n: 1, c: 16, h: 14, w: 14, oc: 16, k: 3, stride: 1, pad: 1), // too few tiles for Winograd: im2col
         ConvCase(n: 1, c: 64, h: 14, w: 14, oc: 64, k: 3, stride: 1, pad: 1), // one image, GEMM big enough for OpenBLAS's threads
     ]
@@ -50,9 +51,10 @@ final class KernelTests: XCTestCase {
             assertClose(dwF, dwS, tol: 1e-5, "conv dweight \(cc)")
             assertClose(dbF, dbS, tol: 1e-5, "conv dbias \(cc)")
         }
-        // The Winograd F(2×2, 3×3) path is among the cases checked (unless JEM_WINOGRAD=0).
+        // The Winograd F(2×2, 3×3) path is among the cases checked (unless JEM_WINOGRAD=0): planes
+        // of fewer and of at least 32 tiles (the two input transforms), even and odd sizes.
         let wino = convCases.filter { jem_conv2d_uses_winograd(Int32($0.n), Int32($0.c), Int32($0.h), Int32($0.w), Int32($0.oc), Int32($0.k), Int32($0.k), Int32($0.stride), Int32($0.pad)) != 0 }
-        if ProcessInfo.processInfo.environment["JEM_WINOGRAD"] != "0" { XCTAssertEqual(wino.count, 3) }
+        if ProcessInfo.processInfo.environment["JEM_WINOGRAD"] != "0" { XCTAssertEqual(wino.count, 4) }
     }
 
     func testInvariantGEMMMatchesItsOracleAndIgnoresTheCallShape() {
