@@ -8,6 +8,7 @@
 // and its in/out channels swapped.
 #include "jem_kernels.h"
 #include <cblas.h>
+#include <immintrin.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +36,10 @@ enum { SKEW = 48 };
 // Per-thread scratch of the plane-wise transforms (floats): the eight phase planes and the padded
 // row of the input transform, or (later in the same chunk) the four output planes of the output
 // transform over a whole chunk.
+static inline size_t phase_stride(int TH, int TW) { return (size_t)(TH + 1) * TW + 16; }
 static inline size_t plane_scratch(int H, int W) {
-    const size_t TH = (size_t)(H + 1) / 2, TW = (size_t)(W + 1) / 2, in = 8 * (TH + 1) * TW + 2 * TW + 2;
+    const int th = (H + 1) / 2, tw = (W + 1) / 2;
+    const size_t TH = (size_t)th, TW = (size_t)tw, in = 8 * phase_stride(th, tw) + 16 * (size_t)((tw + 1 + 7) / 8);
     const size_t outp = 4 * (size_t)chunk_images(H, W) * TH * TW;
     return in > outp ? in : outp;
 }
@@ -124,34 +127,50 @@ static void transform_input_rows(float* V, size_t xs, const float* inp, int n0, 
     }
 }
 
-// The same V, one image plane at a time (planes of 32 tiles or more: 14×14 and up). Its zero-padded rows are first split into eight phase planes
+// The same V, one image plane at a time (planes of 32 tiles or more: 14×14 and up). The plane's
+// zero-padded rows are first split into eight phase planes
 // P[rp][q][ty'·TW + tx] = x(2ty' + rp − 1, 2tx + q − 1) (rp the row parity, q the column offset,
-// ty' = 0 … TH), so that element r, q of tile t = ty·TW + tx is P[r % 2][q][t + (r / 2)·TW]:
-// the transform is then one branch-free, unit-stride loop over all TI tiles of the plane (196 and
-// 49 on 28×28 and 14×14 maps, against 14 and 7 per tile row) that the compiler vectorises. The
-// arithmetic is the scalar one, in the same order: both paths give the same bits.
+// ty' = 0 … TH; an AVX2 even/odd split of each padded row), so that element r, q of tile
+// t = ty·TW + tx is P[r % 2][q][t + (r / 2)·TW]: the transform is then one branch-free,
+// unit-stride loop over all TI tiles of the plane (196 and 49 on 28×28 and 14×14 maps, against 14
+// and 7 per tile row) that the compiler vectorises. The arithmetic is the scalar one, in the same
+// order: both paths give the same bits. On 7×7 maps (16 tiles) the split costs what the loop saves.
 static void transform_input(float* V, size_t xs, const float* inp, int n0, int nb, int C, int H, int W, float* scratch) {
     const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW, T = nb * TI;
     if (TI < 32) { transform_input_rows(V, xs, inp, n0, nb, C, H, W); return; }
-    const size_t PS = (size_t)(TH + 1) * TW;   // floats per phase plane
-    const int PW = 2 * TW + 2;                 // a padded input row: entry k holds column k − 1
-    float* P = scratch;                        // P[(rp·4 + q)·PS + ty'·TW + tx]
-    float* R = scratch + 8 * PS;               // the padded row; its borders stay zero
-    memset(R, 0, sizeof(float) * (size_t)PW);
+    const size_t PS = phase_stride(TH, TW);     // floats per phase plane (with room for overflow)
+    const int NBLK = (TW + 1 + 7) / 8;          // blocks of 8 tiles in a padded row's TW + 1 column pairs
+    float* P = scratch;                         // P[(rp·4 + q)·PS + ty'·TW + tx]
+    float* R = scratch + 8 * PS;                // the padded row (16·NBLK floats); beyond the image it stays zero
+    memset(R, 0, sizeof(float) * 16 * (size_t)NBLK);
     for (int i = 0; i < nb; i++) {
         for (int c = 0; c < C; c++) {
             const float* x = inp + ((size_t)(n0 + i) * C + c) * H * W;
             // Padded row k = 0 … 2·TH + 1 is input row k − 1 (zero outside): phase rp = k % 2, ty' = k / 2.
+            // Rows are written in increasing ty', whole blocks of 8: what a block writes past a row's
+            // TW entries lands in the next row (written after it) or in the plane's spare 16 floats.
             for (int k = 0; k < 2 * TH + 2; k++) {
                 const int yy = k - 1;
-                float* restrict q0 = P + (size_t)((k & 1) * 4) * PS + (size_t)(k >> 1) * TW;
-                float* restrict q1 = q0 + PS; float* restrict q2 = q0 + 2 * PS; float* restrict q3 = q0 + 3 * PS;
+                float* q0 = P + (size_t)((k & 1) * 4) * PS + (size_t)(k >> 1) * TW;
+                float* q1 = q0 + PS; float* q2 = q0 + 2 * PS; float* q3 = q0 + 3 * PS;
                 if (yy < 0 || yy >= H) {
                     for (int tx = 0; tx < TW; tx++) { q0[tx] = 0.f; q1[tx] = 0.f; q2[tx] = 0.f; q3[tx] = 0.f; }
                     continue;
                 }
                 memcpy(R + 1, x + (size_t)yy * W, sizeof(float) * (size_t)W);
-                for (int tx = 0; tx < TW; tx++) { q0[tx] = R[2 * tx]; q1[tx] = R[2 * tx + 1]; q2[tx] = R[2 * tx + 2]; q3[tx] = R[2 * tx + 3]; }
+                // q0[tx] = R[2tx], q1[tx] = R[2tx + 1] (even and odd entries, tx = 0 … TW), then
+                // q2[tx] = R[2tx + 2] = q0[tx + 1], q3[tx] = q1[tx + 1].
+                for (int j = 0; j < NBLK; j++) {
+                    const __m256 lo = _mm256_loadu_ps(R + 16 * j), hi = _mm256_loadu_ps(R + 16 * j + 8);
+                    const __m256 ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8));
+                    const __m256 od = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
+                    _mm256_storeu_ps(q0 + 8 * j, ev);
+                    _mm256_storeu_ps(q1 + 8 * j, od);
+                }
+                for (int j = 0; j < TW; j += 8) {
+                    _mm256_storeu_ps(q2 + j, _mm256_loadu_ps(q0 + j + 1));
+                    _mm256_storeu_ps(q3 + j, _mm256_loadu_ps(q1 + j + 1));
+                }
             }
             const float* restrict a0 = P;          const float* restrict a1 = P + PS;
             const float* restrict a2 = P + 2 * PS; const float* restrict a3 = P + 3 * PS;
