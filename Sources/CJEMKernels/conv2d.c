@@ -5,6 +5,7 @@
 // Naive direct-loop oracles sit at the bottom of the file.
 #include "jem_kernels.h"
 #include <cblas.h>
+#include <immintrin.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +22,40 @@ static inline void valid_range(int kw, int stride, int pad, int W, int OW, int* 
     *hi = imax(imin(h, OW), *lo);
 }
 
+// im2col for stride 2: each source row is zero-padded and split into its even and odd entries
+// once (AVX2 shuffles, 8 pairs at a time), and every kw's row of col is then a contiguous copy:
+// col[.., kw][oh][ow] = xpad[2ow + kw] = E[ow + kw/2] (kw even) or O[ow + (kw − 1)/2] (kw odd),
+// instead of KW scalar stride-2 gathers. The same values as the generic loop (copies only). Not for
+// 1×1 kernels: one gather per row there, and the split costs more than it saves.
+enum { IM2COL_S2_MAX_W = 4096 };
+static void im2col_s2(const float* x, int C, int H, int W, int KH, int KW, int pad, int OH, int OW, float* col) {
+    const int PW = W + 2 * pad, NB = ((PW + 1) / 2 + 7) / 8;
+    float xpad[16 * ((IM2COL_S2_MAX_W + 2 * 8 + 1) / 16 + 2)], E[8 * ((IM2COL_S2_MAX_W + 16) / 16 + 2)], O[8 * ((IM2COL_S2_MAX_W + 16) / 16 + 2)];
+    memset(xpad, 0, sizeof(float) * 16 * (size_t)NB);
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < KH; kh++)
+            for (int oh = 0; oh < OH; oh++) {
+                const int ih = oh * 2 - pad + kh;
+                float* d0 = col + ((size_t)(c * KH + kh) * KW) * OH * OW + (size_t)oh * OW;
+                if (ih < 0 || ih >= H) {
+                    for (int kw = 0; kw < KW; kw++) memset(d0 + (size_t)kw * OH * OW, 0, sizeof(float) * OW);
+                    continue;
+                }
+                memcpy(xpad + pad, x + ((size_t)c * H + ih) * W, sizeof(float) * W);
+                for (int j = 0; j < NB; j++) {
+                    const __m256 lo = _mm256_loadu_ps(xpad + 16 * j), hi = _mm256_loadu_ps(xpad + 16 * j + 8);
+                    _mm256_storeu_ps(E + 8 * j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8)));
+                    _mm256_storeu_ps(O + 8 * j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8)));
+                }
+                for (int kw = 0; kw < KW; kw++)
+                    memcpy(d0 + (size_t)kw * OH * OW, (kw & 1 ? O : E) + kw / 2, sizeof(float) * OW);
+            }
+}
+
 // x (C,H,W) -> col (C*KH*KW, OH*OW)
 static void im2col(const float* x, int C, int H, int W, int KH, int KW, int stride, int pad,
                    int OH, int OW, float* col) {
+    if (stride == 2 && KW >= 3 && W + 2 * pad <= IM2COL_S2_MAX_W) { im2col_s2(x, C, H, W, KH, KW, pad, OH, OW, col); return; }
     for (int c = 0; c < C; c++)
         for (int kh = 0; kh < KH; kh++)
             for (int kw = 0; kw < KW; kw++) {
