@@ -80,10 +80,11 @@ static void transform_weights(float* U, const float* w, int OC, int C, int flip_
 
 // V[ξ][c][t] (matrices xs floats apart, rows T = nb·TI long) = (Bᵀ d B)[ξ] for the 4×4 input
 // tile d at (2ty − 1, 2tx − 1) of images n0 ..< n0 + nb (zero outside the image), for small maps
-// (fewer than 32 tiles per plane: 7×7 and below), where the plane-wise transform below spends
-// more on splitting the plane than it saves. One tile row at a time: its 4 input rows are copied into zero-padded buffers (entry p holds
-// column p − 1), so the loop over the tiles of the row has no branches and stride-2 loads, and
-// the compiler vectorises it across tiles. The arithmetic is the scalar one, in the same order.
+// (fewer than 32 tiles per plane, e.g. 7×7), where the plane-wise transform below spends more on
+// splitting the plane than it saves. One tile row at a time: its 4 input rows are copied into
+// zero-padded buffers (entry p holds column p − 1), so the loop over the tiles of the row has no
+// branches and stride-2 loads, and the compiler vectorises it across tiles. The arithmetic is the
+// scalar one, in the same order.
 static void transform_input_rows(float* V, size_t xs, const float* inp, int n0, int nb, int C, int H, int W) {
     const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW, T = nb * TI;
     const int PW = 2 * TW + 2;
@@ -127,7 +128,7 @@ static void transform_input_rows(float* V, size_t xs, const float* inp, int n0, 
     }
 }
 
-// The same V, one image plane at a time (planes of 32 tiles or more: 14×14 and up). The plane's
+// The same V, one image plane at a time (planes of 32 tiles or more, e.g. 14×14 and 28×28). The plane's
 // zero-padded rows are first split into eight phase planes
 // P[rp][q][ty'·TW + tx] = x(2ty' + rp − 1, 2tx + q − 1) (rp the row parity, q the column offset,
 // ty' = 0 … TH; an AVX2 even/odd split of each padded row), so that element r, q of tile
