@@ -34,13 +34,13 @@ static inline int chunk_size(int N, int H, int W) {
 enum { SKEW = 48 };
 
 // Per-thread scratch of the plane-wise transforms (floats): the eight phase planes and the padded
-// row of the input transform, or (later in the same chunk) the four output planes of the output
-// transform over a whole chunk.
+// row of the input transform, or (later in the same chunk) the four planes of the output transform
+// or of the weight gradient's output-gradient transform over a whole chunk (and a padded row).
 static inline size_t phase_stride(int TH, int TW) { return (size_t)(TH + 1) * TW + 16; }
 static inline size_t plane_scratch(int H, int W) {
     const int th = (H + 1) / 2, tw = (W + 1) / 2;
     const size_t TH = (size_t)th, TW = (size_t)tw, in = 8 * phase_stride(th, tw) + 16 * (size_t)((tw + 1 + 7) / 8);
-    const size_t outp = 4 * (size_t)chunk_images(H, W) * TH * TW;
+    const size_t outp = 4 * ((size_t)chunk_images(H, W) * TH * TW + 16) + 16 * (size_t)((tw + 7) / 8);
     return in > outp ? in : outp;
 }
 
@@ -332,29 +332,51 @@ void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, con
             const int T = nb * TI;
             const size_t xs = (size_t)C * T + SKEW, ds = (size_t)OC * T + SKEW;
             transform_input(V, xs, inp, n0, nb, C, H, W, dU + 16 * us);
-            // D[ξ][oc][t] = (A dY Aᵀ)[ξ], dY the 2×2 output-gradient tile (0 where cropped).
-            for (int i = 0; i < nb; i++) {
-                for (int o = 0; o < OC; o++) {
+            // D[ξ][oc][t] = (A dY Aᵀ)[ξ], dY the 2×2 output-gradient tile (0 where cropped). Per output
+            // channel: the four entries of every tile of the chunk are gathered into planes G00 … G11
+            // (an AVX2 even/odd split of each dY row, zero-padded past W), then one unit-stride loop
+            // over the chunk's tiles writes the 16 streams (the tile-by-tile arithmetic, same order).
+            float* G = dU + 16 * us;                    // the plane scratch (the input transform is done with it)
+            const size_t GS = tmax + 16;                // G planes' stride: room for the last row's block overflow
+            float* restrict G00 = G; float* restrict G01 = G + GS; float* restrict G10 = G + 2 * GS; float* restrict G11 = G + 3 * GS;
+            float* Rb = G + 4 * GS;                     // a dY row, zero past W
+            const int NBW = (TW + 7) / 8;
+            memset(Rb, 0, sizeof(float) * 16 * (size_t)NBW);
+            for (int o = 0; o < OC; o++) {
+                for (int i = 0; i < nb; i++) {
                     const float* dy = dout + ((size_t)(n0 + i) * OC + o) * H * W;
-                    float* db = D + (size_t)o * T + (size_t)i * TI;
+                    // Rows in increasing t: a block's writes past a row's TW entries land in the next
+                    // row (written after it) or in the planes' spare 16 floats.
                     for (int ty = 0; ty < TH; ty++) {
-                        for (int tx = 0; tx < TW; tx++) {
-                            const int yy = 2 * ty, xx = 2 * tx;
-                            const float* p = dy + (size_t)yy * W + xx;
-                            float g00 = p[0], g01 = xx + 1 < W ? p[1] : 0.f;
-                            float g10 = yy + 1 < H ? p[W] : 0.f, g11 = (yy + 1 < H && xx + 1 < W) ? p[W + 1] : 0.f;
-                            // A g (4×2): rows g0, g0 + g1, g0 − g1, −g1 (g0, g1 the rows of dY)
-                            float r[4][2] = { { g00, g01 }, { g00 + g10, g01 + g11 }, { g00 - g10, g01 - g11 }, { -g10, -g11 } };
-                            const size_t tt = (size_t)ty * TW + tx;
-                            for (int a = 0; a < 4; a++) {   // (A g) Aᵀ
-                                float u = r[a][0], v = r[a][1];
-                                db[(size_t)(4 * a + 0) * ds + tt] = u;
-                                db[(size_t)(4 * a + 1) * ds + tt] = u + v;
-                                db[(size_t)(4 * a + 2) * ds + tt] = u - v;
-                                db[(size_t)(4 * a + 3) * ds + tt] = -v;
+                        const size_t t0 = (size_t)i * TI + (size_t)ty * TW;
+                        for (int half = 0; half < 2; half++) {
+                            float* ge = (half ? G10 : G00) + t0; float* go = (half ? G11 : G01) + t0;
+                            const int yy = 2 * ty + half;
+                            if (yy >= H) { for (int tx = 0; tx < TW; tx++) { ge[tx] = 0.f; go[tx] = 0.f; } continue; }
+                            memcpy(Rb, dy + (size_t)yy * W, sizeof(float) * (size_t)W);
+                            for (int j = 0; j < NBW; j++) {
+                                const __m256 lo = _mm256_loadu_ps(Rb + 16 * j), hi = _mm256_loadu_ps(Rb + 16 * j + 8);
+                                _mm256_storeu_ps(ge + 8 * j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8)));
+                                _mm256_storeu_ps(go + 8 * j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8)));
                             }
                         }
                     }
+                }
+                float* db = D + (size_t)o * T;
+                float* restrict d0 = db;            float* restrict d1 = db + ds;       float* restrict d2 = db + 2 * ds;   float* restrict d3 = db + 3 * ds;
+                float* restrict d4 = db + 4 * ds;   float* restrict d5 = db + 5 * ds;   float* restrict d6 = db + 6 * ds;   float* restrict d7 = db + 7 * ds;
+                float* restrict d8 = db + 8 * ds;   float* restrict d9 = db + 9 * ds;   float* restrict d10 = db + 10 * ds; float* restrict d11 = db + 11 * ds;
+                float* restrict d12 = db + 12 * ds; float* restrict d13 = db + 13 * ds; float* restrict d14 = db + 14 * ds; float* restrict d15 = db + 15 * ds;
+                #pragma clang loop vectorize(assume_safety)
+                for (int t = 0; t < T; t++) {
+                    const float g00 = G00[t], g01 = G01[t], g10 = G10[t], g11 = G11[t];
+                    // A g (4×2): rows g0, g0 + g1, g0 − g1, −g1 (g0, g1 the rows of dY); then (A g) Aᵀ
+                    const float u0 = g00, v0 = g01, u1 = g00 + g10, v1 = g01 + g11;
+                    const float u2 = g00 - g10, v2 = g01 - g11, u3 = -g10, v3 = -g11;
+                    d0[t] = u0;  d1[t] = u0 + v0;  d2[t] = u0 - v0;  d3[t] = -v0;
+                    d4[t] = u1;  d5[t] = u1 + v1;  d6[t] = u1 - v1;  d7[t] = -v1;
+                    d8[t] = u2;  d9[t] = u2 + v2;  d10[t] = u2 - v2; d11[t] = -v2;
+                    d12[t] = u3; d13[t] = u3 + v3; d14[t] = u3 - v3; d15[t] = -v3;
                 }
             }
             for (int xi = 0; xi < 16; xi++)
