@@ -221,10 +221,10 @@ static void winograd_run(float* out, const float* inp, const float* U, const flo
         const size_t xs = (size_t)C * T + SKEW, ms = (size_t)OC * T + SKEW;   // strides between the 16 matrices
         transform_input(V, xs, inp, n0, nb, C, H, W, scratch);
         // β = 1 into a cleared M: OpenBLAS's β = 0 path clears C with a slow scalar pass per GEMM
-        // call (8 % of a full-chain defense profile); one memset of the chunk's M is cheaper and
-        // gives the same sums (0 + Σ).
-        memset(M, 0, sizeof(float) * (15 * ms + (size_t)OC * T));
+        // call (8 % of a full-chain defense profile); a memset is cheaper and gives the same sums
+        // (0 + Σ). Each matrix is cleared just before its GEMM, so C is still in cache when read.
         for (int xi = 0; xi < 16; xi++) {
+            memset(M + (size_t)xi * ms, 0, sizeof(float) * (size_t)OC * T);
             const float* u = U + (size_t)xi * ((size_t)OC * C + SKEW);
             if (invariant) {
                 jem_sgemm_invariant(OC, T, C, u, C, V + (size_t)xi * xs, T, M + (size_t)xi * ms, T);
