@@ -7,15 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REV=${1:-HEAD~1}
 D=$(mktemp -d); trap 'rm -rf "$D"' EXIT
-OMPH=$(dirname "$(dpkg -L libomp-14-dev | grep '/omp.h$' | head -1)")
-OMPL=$(dirname "$(dpkg -L libomp-14-dev | grep '/libomp.so$' | head -1)")
-git show "$REV:Sources/CJEMKernels/conv2d.c" \
-  | sed -e 's/jem_conv2d_/old_conv2d_/g' \
-        -e '0,/#include <string.h>/s//#include <string.h>\nvoid old_conv2d_forward_act(float*, const float*, const float*, const float*, int, int, int, int, int, int, int, int, int, int, int, float*, int, float);/' > "$D/old.c"
-K=Sources/CJEMKernels
-clang -O3 -march=x86-64-v3 -ffp-contract=fast -fopenmp -idirafter "$OMPH" -I$K/include \
-  scripts/conv_s2_ab.c "$D/old.c" $K/conv2d.c $K/winograd.c $K/runtime.c $K/gemm_invariant.c \
-  -L"$OMPL" -lomp -lopenblas -lm -o "$D/ab"
+. scripts/kernel_ab_lib.sh
+kernel_ab_build "$REV" conv2d.c \
+  's/jem_conv2d_/old_conv2d_/g; 0,/#include <string.h>/s//#include <string.h>\nvoid old_conv2d_forward_act(float*, const float*, const float*, const float*, int, int, int, int, int, int, int, int, int, int, int, float*, int, float);/' \
+  scripts/conv_s2_ab.c "$D/ab" conv2d.c winograd.c runtime.c gemm_invariant.c
 echo "| layer | pass | $REV ms | new ms | speed-up | outputs |"
 echo "|---|---|---:|---:|---:|---|"
-LD_LIBRARY_PATH=$OMPL "$D/ab"
+"$D/ab"

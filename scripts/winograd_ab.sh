@@ -8,16 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REV=${1:-HEAD~1}; T=${2:-1}
 D=$(mktemp -d); trap 'rm -rf "$D"' EXIT
-OMPH=$(dirname "$(dpkg -L libomp-14-dev | grep '/omp.h$' | head -1)")
-OMPL=$(dirname "$(dpkg -L libomp-14-dev | grep '/libomp.so$' | head -1)")
-git show "$REV:Sources/CJEMKernels/winograd.c" \
-  | sed -e 's/jem_conv3x3_winograd_/old_conv3x3_winograd_/g; s/jem_winograd_/old_winograd_/g' \
-        -e '0,/#include <string.h>/s//#include <string.h>\nvoid old_conv3x3_winograd_forward_act(float*, const float*, const float*, const float*, int, int, int, int, int, float*, int, float);/' > "$D/old.c"
-K=Sources/CJEMKernels
-clang -O3 -march=x86-64-v3 -ffp-contract=fast -fopenmp -idirafter "$OMPH" -I$K/include \
-  scripts/winograd_ab.c "$D/old.c" $K/winograd.c $K/runtime.c $K/gemm_invariant.c \
-  -L"$OMPL" -lomp -lopenblas -lm -o "$D/ab"
-export LD_LIBRARY_PATH=$OMPL OPENBLAS_NUM_THREADS=1
+. scripts/kernel_ab_lib.sh
+kernel_ab_build "$REV" winograd.c \
+  's/jem_conv3x3_winograd_/old_conv3x3_winograd_/g; s/jem_winograd_/old_winograd_/g; 0,/#include <string.h>/s//#include <string.h>\nvoid old_conv3x3_winograd_forward_act(float*, const float*, const float*, const float*, int, int, int, int, int, float*, int, float);/' \
+  scripts/winograd_ab.c "$D/ab" winograd.c runtime.c gemm_invariant.c
 echo "$REV vs working tree, bitwise:"
 "$D/ab" | sed 's/^/  /'
 echo "| layer | pass | $REV ms | new ms | speed-up |"

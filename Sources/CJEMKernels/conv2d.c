@@ -4,8 +4,8 @@
 // A 1×1, stride-1, unpadded convolution skips im2col (col is the image itself).
 // Naive direct-loop oracles sit at the bottom of the file.
 #include "jem_kernels.h"
+#include "split_even_odd.h"
 #include <cblas.h>
-#include <immintrin.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,11 +42,7 @@ static void im2col_s2(const float* x, int C, int H, int W, int KH, int KW, int p
                     continue;
                 }
                 memcpy(xpad + pad, x + ((size_t)c * H + ih) * W, sizeof(float) * W);
-                for (int j = 0; j < NB; j++) {
-                    const __m256 lo = _mm256_loadu_ps(xpad + 16 * j), hi = _mm256_loadu_ps(xpad + 16 * j + 8);
-                    _mm256_storeu_ps(E + 8 * j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8)));
-                    _mm256_storeu_ps(O + 8 * j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8)));
-                }
+                jem_split_even_odd(xpad, NB, E, O);
                 for (int kw = 0; kw < KW; kw++)
                     memcpy(d0 + (size_t)kw * OH * OW, (kw & 1 ? O : E) + kw / 2, sizeof(float) * OW);
             }

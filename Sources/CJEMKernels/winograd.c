@@ -7,8 +7,8 @@
 // The backward-input pass of the same convolution is the same routine with the kernel flipped
 // and its in/out channels swapped.
 #include "jem_kernels.h"
+#include "split_even_odd.h"
 #include <cblas.h>
-#include <immintrin.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,13 +161,7 @@ static void transform_input(float* V, size_t xs, const float* inp, int n0, int n
                 memcpy(R + 1, x + (size_t)yy * W, sizeof(float) * (size_t)W);
                 // q0[tx] = R[2tx], q1[tx] = R[2tx + 1] (even and odd entries, tx = 0 … TW), then
                 // q2[tx] = R[2tx + 2] = q0[tx + 1], q3[tx] = q1[tx + 1].
-                for (int j = 0; j < NBLK; j++) {
-                    const __m256 lo = _mm256_loadu_ps(R + 16 * j), hi = _mm256_loadu_ps(R + 16 * j + 8);
-                    const __m256 ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8));
-                    const __m256 od = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
-                    _mm256_storeu_ps(q0 + 8 * j, ev);
-                    _mm256_storeu_ps(q1 + 8 * j, od);
-                }
+                jem_split_even_odd(R, NBLK, q0, q1);
                 for (int j = 0; j < TW; j += 8) {
                     _mm256_storeu_ps(q2 + j, _mm256_loadu_ps(q0 + j + 1));
                     _mm256_storeu_ps(q3 + j, _mm256_loadu_ps(q1 + j + 1));
@@ -354,11 +348,7 @@ void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, con
                             const int yy = 2 * ty + half;
                             if (yy >= H) { for (int tx = 0; tx < TW; tx++) { ge[tx] = 0.f; go[tx] = 0.f; } continue; }
                             memcpy(Rb, dy + (size_t)yy * W, sizeof(float) * (size_t)W);
-                            for (int j = 0; j < NBW; j++) {
-                                const __m256 lo = _mm256_loadu_ps(Rb + 16 * j), hi = _mm256_loadu_ps(Rb + 16 * j + 8);
-                                _mm256_storeu_ps(ge + 8 * j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8)));
-                                _mm256_storeu_ps(go + 8 * j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8)));
-                            }
+                            jem_split_even_odd(Rb, NBW, ge, go);
                         }
                     }
                 }
