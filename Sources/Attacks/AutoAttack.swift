@@ -114,6 +114,8 @@ public struct AutoAttackState: Codable, Equatable {
     public var pending: [Int] = []
     public var position: Int = 0
     public var currentSeconds: Double = 0
+    /// Seconds of the clean evaluation (nil in a state written before this was kept).
+    public var cleanSeconds: Double? = nil
     /// Float32 rows of each attacked example's latest point (its adversarial once broken), base64, by index.
     public var adversarials: [String: String] = [:]
     /// Clean accuracy of each evaluation run (one for a deterministic model).
@@ -138,13 +140,19 @@ public struct AutoAttackResult {
     public var adversarials: Tensor
     public var cleanRunAccuracies: [Double]
     public var robustRunAccuracies: [Double]
+    /// Seconds of the clean evaluation.
+    public var cleanSeconds: Double
 
     public init(labels: [Int], cleanPredictions: [Int], brokenBy: [String?], adversarialPredictions: [Int], perAttack: [AutoAttackState.Finished],
-                adversarials: Tensor, cleanRunAccuracies: [Double], robustRunAccuracies: [Double]) {
+                adversarials: Tensor, cleanRunAccuracies: [Double], robustRunAccuracies: [Double], cleanSeconds: Double = 0) {
         self.labels = labels; self.cleanPredictions = cleanPredictions; self.brokenBy = brokenBy
         self.adversarialPredictions = adversarialPredictions; self.perAttack = perAttack; self.adversarials = adversarials
-        self.cleanRunAccuracies = cleanRunAccuracies; self.robustRunAccuracies = robustRunAccuracies
+        self.cleanRunAccuracies = cleanRunAccuracies; self.robustRunAccuracies = robustRunAccuracies; self.cleanSeconds = cleanSeconds
     }
+
+    /// The clean evaluation's and every attack's seconds, summed over all the invocations of a
+    /// resumed run (pauses between invocations not counted).
+    public var seconds: Double { cleanSeconds + perAttack.reduce(0) { $0 + $1.seconds } }
 
     public var n: Int { labels.count }
     public var cleanAccuracy: Double { Double((0..<n).filter { cleanPredictions[$0] == labels[$0] }.count) / Double(max(n, 1)) }
@@ -241,6 +249,7 @@ public final class AutoAttackRunner {
         if state.cleanPredictions.isEmpty {
             var runs: [[Int]] = []
             var s = 0, wrong = 0
+            let t0 = Date()
             progress(AutoAttackRunner.cleanPhase, 0, n, 0)
             while s < n {
                 let m = min(batchSize, n - s)
@@ -259,6 +268,7 @@ public final class AutoAttackRunner {
             state.brokenBy = Array(repeating: nil, count: n)
             state.adversarialPredictions = state.cleanPredictions
             state.latestRunCorrect = (0..<n).map { i in runs.map { $0[i] == labels[i] } }
+            state.cleanSeconds = Date().timeIntervalSince(t0)
             try checkpoint(state)
         }
         for attack in components.dropFirst(state.finished.count) {
@@ -327,6 +337,7 @@ public final class AutoAttackRunner {
         }
         return AutoAttackResult(labels: labels, cleanPredictions: state.cleanPredictions, brokenBy: state.brokenBy,
                                 adversarialPredictions: state.adversarialPredictions, perAttack: state.finished, adversarials: adv,
-                                cleanRunAccuracies: state.cleanRunAccuracies, robustRunAccuracies: state.robustRunAccuracies)
+                                cleanRunAccuracies: state.cleanRunAccuracies, robustRunAccuracies: state.robustRunAccuracies,
+                                cleanSeconds: state.cleanSeconds ?? 0)
     }
 }

@@ -156,8 +156,8 @@ struct Defend: ParsableCommand {
         print("attacks:  \(norm == .linf ? "L∞" : "L2") ε=\(e); APGD \(steps) steps, \(restarts) restart(s), EOT \(defense.eot); in order:")
         for a in list { print("          \(a.rawValue): gradient \(gradients[a.rawValue]!)") }
 
-        let t0 = Date()
         let result = try output.run(runner)
+        let t0 = Date()   // the checks' time; the run's own is kept in its state across resumes
         var checks: [String: CheckTally] = [:]
         let gradientRan = list.contains(.apgdCE) || list.contains(.apgdDLR)
         if !output.noChecks && gradientRan {
@@ -184,7 +184,7 @@ struct Defend: ParsableCommand {
             }
             checks["stronger_attack"] = tally
         }
-        let outcome = EnsembleOutcome(result, checks: checks, seconds: Date().timeIntervalSince(t0))
+        let outcome = EnsembleOutcome(result, checks: checks, seconds: result.seconds + Date().timeIntervalSince(t0))
         let context = DefendContext(model: l.path, data: d.name, attacks: list.map(\.rawValue), gradients: gradients, eots: eots,
                                     epsilon: epsilon, norm: norm, steps: steps, eot: defense.eot, restarts: restarts, evalRuns: evalRuns,
                                     nQueries: attackOptions.nQueries, attackSgldSteps: kAttack, attackChains: nAttack, config: dcfg, seed: runtime.seed)

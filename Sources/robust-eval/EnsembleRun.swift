@@ -238,11 +238,11 @@ func runEnsemble(command: String, config: AutoAttackConfig, model: ModelOptions,
     shown.targetClasses = config.targets(classes: l.model.numClasses)
     print("attacks: \(shown.summary); seed \(config.seed)")
 
-    let t0 = Date()
     let result = try output.run(runner)
+    let t0 = Date()   // the checks' time; the run's own is kept in its state across resumes
     let checks = output.noChecks ? [:] : try runMaskingChecks(classifier, images: x, labels: y, indices: plan.indices, clean: result.cleanPredictions,
                                                               batchSize: input.batchSize, seed: config.seed, evalRuns: evalRuns)
-    let outcome = EnsembleOutcome(result, checks: checks, seconds: Date().timeIntervalSince(t0))
+    let outcome = EnsembleOutcome(result, checks: checks, seconds: result.seconds + Date().timeIntervalSince(t0))
     let context = EnsembleContext(command: command, model: l.path, architecture: l.model.architectureName, data: d.name, config: config,
                                   targetClasses: config.targets(classes: l.model.numClasses), gradient: classifier.gradientDescription,
                                   stochastic: classifier.isStochastic, defense: defenseNote.isEmpty ? nil : defenseNote, evalRuns: evalRuns,

@@ -273,6 +273,28 @@ final class AutoAttackTests: XCTestCase {
         }
     }
 
+    /// A resumed run's seconds count the clean evaluation and the attack time of the killed
+    /// invocation too (kept in the state), so its report is the whole run's time.
+    func testResumedRunSecondsIncludeTheKilledInvocation() throws {
+        let (m, x, y) = try smallWRN()
+        var c = AutoAttackConfig(); c.epsilon = 3 / 255; c.iterations = 5; c.queries = 30; c.targetClasses = 2
+        var saved: AutoAttackState? = nil, count = 0
+        XCTAssertThrowsError(try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: 3, fingerprint: [:]).run(checkpoint: { s in
+            count += 1
+            if count > 2 { throw Killed() }
+            saved = try JSONDecoder().decode(AutoAttackState.self, from: JSONEncoder().encode(s))
+        }))
+        var s = try XCTUnwrap(saved)
+        XCTAssertNotNil(s.cleanSeconds)
+        XCTAssertGreaterThan(s.position, 0, "killed inside the first attack")
+        // Pretend the killed invocation had spent long on both (the real figures are milliseconds here).
+        s.cleanSeconds = 1000; s.currentSeconds += 500
+        let r = try AutoAttackRunner(model: m, config: c, images: x, labels: y, batchSize: 3, fingerprint: [:], resume: s).run()
+        XCTAssertEqual(r.cleanSeconds, 1000)
+        XCTAssertGreaterThanOrEqual(r.perAttack[0].seconds, 500)
+        XCTAssertEqual(r.seconds, 1000 + r.perAttack.reduce(0) { $0 + $1.seconds }, accuracy: 1e-9)
+    }
+
     /// A linear model whose logits carry per-row noise: a stochastic model for the evaluation runs.
     final class NoisyLinear: Classifier {
         let base: LinearClassifier, std: Float
