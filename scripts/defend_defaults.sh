@@ -6,12 +6,13 @@
 #  3. the attack views 1 or 5 chains × 10 or 20 APGD steps on the first M images (default 32),
 #     same images and seed (1 chain × 10 steps are the defaults).
 # Writes docs/results/defend_defaults/MODEL/*.json and a summary on stdout.
-# Usage: [N=100] [M=32] [MODEL=jem] bash scripts/defend_defaults.sh
+# Usage: [N=100] [M=32] [MODEL=jem] [ROBUST_EVAL=path] bash scripts/defend_defaults.sh
+# (ROBUST_EVAL: a copy of the release binary, so the package can be rebuilt while this runs.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-100}; M=${M:-32}; MODEL=${MODEL:-jem}
-swift build -c release --product robust-eval >/dev/null
-B=.build/release/robust-eval
+B=${ROBUST_EVAL:-.build/release/robust-eval}
+[ -n "${ROBUST_EVAL:-}" ] || swift build -c release --product robust-eval >/dev/null
 OUT=docs/results/defend_defaults/$MODEL
 mkdir -p "$OUT"
 TIME=/usr/bin/time
