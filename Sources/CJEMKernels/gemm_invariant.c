@@ -7,6 +7,7 @@
 // is why batch-invariant mode used to issue one small GEMM per image.
 #include "jem_kernels.h"
 #include <immintrin.h>
+#include <stdlib.h>
 
 static inline __m256i tail_mask(int n) {   // lanes 0..n−1 on (n may be ≤ 0 or ≥ 8)
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -64,7 +65,85 @@ static void block1x24(int K, const float* A, const float* B, int ldb, float* C, 
     _mm256_maskstore_ps(C, m0, c0); _mm256_maskstore_ps(C + 8, m1, c1); _mm256_maskstore_ps(C + 16, m2, c2);
 }
 
+// The same blocks with AVX-512 (for CPUs that have it: chosen at run time, since the package is
+// compiled for x86-64-v3): 4 rows × NV vectors of 16 columns, NV = 4 for full blocks, fewer for
+// the tail (masked lanes load zeros and are not stored). Each element is the same FMA chain as in
+// the AVX2 blocks and the oracle, so the bits do not depend on the path either.
+#define AVX512 __attribute__((target("avx512f")))
+
+static inline AVX512 __mmask16 mask16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1); }
+
+static inline AVX512 __attribute__((always_inline))
+void block4xv(int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc, int cols, const int NV) {
+    __mmask16 m[4];
+    for (int v = 0; v < 4; v++) m[v] = mask16(cols - 16 * v);
+    __m512 c[4][4];
+    for (int r = 0; r < 4; r++)
+        for (int v = 0; v < NV; v++) c[r][v] = _mm512_maskz_loadu_ps(m[v], C + (size_t)r * ldc + 16 * v);
+    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * (size_t)lda, *a3 = A + 3 * (size_t)lda;
+    for (int k = 0; k < K; k++) {
+        const float* b = B + (size_t)k * ldb;
+        __m512 bv[4];
+        for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(m[v], b + 16 * v);
+        const __m512 x0 = _mm512_set1_ps(a0[k]), x1 = _mm512_set1_ps(a1[k]), x2 = _mm512_set1_ps(a2[k]), x3 = _mm512_set1_ps(a3[k]);
+        for (int v = 0; v < NV; v++) {
+            c[0][v] = _mm512_fmadd_ps(x0, bv[v], c[0][v]); c[1][v] = _mm512_fmadd_ps(x1, bv[v], c[1][v]);
+            c[2][v] = _mm512_fmadd_ps(x2, bv[v], c[2][v]); c[3][v] = _mm512_fmadd_ps(x3, bv[v], c[3][v]);
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(C + (size_t)r * ldc + 16 * v, m[v], c[r][v]);
+}
+
+// One row × up to 64 columns (the rows left over when M is not a multiple of 4).
+static AVX512 void block1x64(int K, const float* A, const float* B, int ldb, float* C, int cols) {
+    __mmask16 m[4];
+    __m512 c[4];
+    for (int v = 0; v < 4; v++) { m[v] = mask16(cols - 16 * v); c[v] = _mm512_maskz_loadu_ps(m[v], C + 16 * v); }
+    for (int k = 0; k < K; k++) {
+        const float* b = B + (size_t)k * ldb;
+        const __m512 a = _mm512_set1_ps(A[k]);
+        for (int v = 0; v < 4; v++) c[v] = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(m[v], b + 16 * v), c[v]);
+    }
+    for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(C + 16 * v, m[v], c[v]);
+}
+
+static AVX512 void sgemm_invariant_avx512(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
+    for (int j = 0; j < N; j += 64) {
+        const int cols = N - j < 64 ? N - j : 64, nv = (cols + 15) / 16;
+        int i = 0;
+        for (; i + 4 <= M; i += 4) {
+            const float* a = A + (size_t)i * lda; const float* b = B + j; float* c = C + (size_t)i * ldc + j;
+            switch (nv) {   // constant NV per case: the blocks unroll over their vectors
+                case 4: block4xv(K, a, lda, b, ldb, c, ldc, cols, 4); break;
+                case 3: block4xv(K, a, lda, b, ldb, c, ldc, cols, 3); break;
+                case 2: block4xv(K, a, lda, b, ldb, c, ldc, cols, 2); break;
+                default: block4xv(K, a, lda, b, ldb, c, ldc, cols, 1); break;
+            }
+        }
+        for (; i < M; i++) block1x64(K, A + (size_t)i * lda, B + j, ldb, C + (size_t)i * ldc + j, cols);
+    }
+}
+
+// 0: AVX2 blocks; 1: AVX-512 blocks (the CPU has AVX-512F and JEM_AVX512 is not 0). Decided when
+// the library loads (before any OpenMP region reads it); set_isa is for single-threaded callers.
+static int use_avx512 = 0;
+
+void jem_sgemm_invariant_set_isa(int avx512) {
+    if (avx512 < 0) {
+        const char* e = getenv("JEM_AVX512");
+        avx512 = !(e && e[0] == '0');
+    }
+    __builtin_cpu_init();
+    use_avx512 = avx512 && __builtin_cpu_supports("avx512f");
+}
+
+__attribute__((constructor)) static void decide_isa(void) { jem_sgemm_invariant_set_isa(-1); }
+
+int jem_sgemm_invariant_isa(void) { return use_avx512; }
+
 void jem_sgemm_invariant(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
+    if (jem_sgemm_invariant_isa()) { sgemm_invariant_avx512(M, N, K, A, lda, B, ldb, C, ldc); return; }
     for (int j = 0; j < N; j += 24) {
         const int cols = N - j < 24 ? N - j : 24;
         int i = 0;

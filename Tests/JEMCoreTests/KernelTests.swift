@@ -58,20 +58,32 @@ final class KernelTests: XCTestCase {
     }
 
     func testInvariantGEMMMatchesItsOracleAndIgnoresTheCallShape() {
+        // Both block paths: AVX2, and AVX-512 where the CPU has it (chosen at run time).
+        defer { jem_sgemm_invariant_set_isa(-1) }
+        var paths = [Int32(0)]
+        jem_sgemm_invariant_set_isa(1)
+        if jem_sgemm_invariant_isa() == 1 { paths.append(1) }
+        for isa in paths {
+            jem_sgemm_invariant_set_isa(isa)
+            invariantGEMMCases(isa)
+        }
+    }
+
+    func invariantGEMMCases(_ isa: Int32) {
         var rng = SeededRandom(seed: 5)
-        for (m, n, k) in [(1, 1, 1), (4, 24, 16), (7, 53, 9), (13, 100, 32), (32, 196, 16), (128, 40, 128)] {
+        for (m, n, k) in [(1, 1, 1), (4, 24, 16), (7, 53, 9), (13, 100, 32), (32, 196, 16), (128, 40, 128), (5, 64, 3), (9, 129, 20)] {
             let a = randomTensor([m, k], &rng), b = randomTensor([k, n], &rng), c0 = randomTensor([m, n], &rng)
             let fast = c0.copy(), slow = c0.copy()
             jem_sgemm_invariant(Int32(m), Int32(n), Int32(k), a.data, Int32(k), b.data, Int32(n), fast.data, Int32(n))
             jem_sgemm_invariant_reference(Int32(m), Int32(n), Int32(k), a.data, Int32(k), b.data, Int32(n), slow.data, Int32(n))
-            XCTAssertEqual(fast.array, slow.array, "kernel vs oracle, bitwise, \(m)×\(n)×\(k)")
+            XCTAssertEqual(fast.array, slow.array, "kernel (\(isa == 1 ? "AVX-512" : "AVX2")) vs oracle, bitwise, \(m)×\(n)×\(k)")
             // Any block of columns, computed alone, gives the same bits as inside the whole call.
             for (j0, w) in [(0, 1), (n / 3, max(1, n / 2)), (max(0, n - 5), min(5, n))] where j0 + w <= n {
                 let part = Tensor(shape: [m, w])
                 for i in 0..<m { for j in 0..<w { part.data[i * w + j] = c0.data[i * n + j0 + j] } }
                 jem_sgemm_invariant(Int32(m), Int32(w), Int32(k), a.data, Int32(k), b.data + j0, Int32(n), part.data, Int32(w))
                 for i in 0..<m { for j in 0..<w where part.data[i * w + j].bitPattern != fast.data[i * n + j0 + j].bitPattern {
-                    return XCTFail("column \(j0 + j) of \(m)×\(n)×\(k) differs when computed in a call of \(w) columns")
+                    return XCTFail("column \(j0 + j) of \(m)×\(n)×\(k) differs when computed in a call of \(w) columns (\(isa == 1 ? "AVX-512" : "AVX2"))")
                 } }
             }
         }

@@ -68,6 +68,10 @@ void jem_conv3x3_winograd_backward_input(float* dinp, const float* dout, const f
 /// `_reference` is the naive oracle with the same arithmetic (bit-identical by construction).
 void jem_sgemm_invariant(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc);
 void jem_sgemm_invariant_reference(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc);
+/// Which blocks jem_sgemm_invariant runs: 1 AVX-512 (when the CPU has it and JEM_AVX512 is not 0), 0 AVX2.
+int jem_sgemm_invariant_isa(void);
+/// Forces the AVX2 (0) or, if the CPU has it, the AVX-512 (1) blocks; −1 decides again (tests, A/B runs).
+void jem_sgemm_invariant_set_isa(int avx512);
 /// dweight (OC, C, 3, 3) += weight gradient by Winograd; workspace: jem_winograd_wgrad_workspace.
 size_t jem_winograd_wgrad_workspace(int C, int OC, int H, int W, int threads);
 void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, const float* inp,
