@@ -196,6 +196,14 @@ static void transform_input(float* V, size_t xs, const float* inp, int n0, int n
     }
 }
 
+// Outside batch-invariant mode too, the forward and input-gradient GEMMs go through the invariant
+// GEMM instead of OpenBLAS when JEM_WINOGRAD_GEMM=own (for A/B runs; read once).
+static int use_own_gemm(void) {
+    static int cached = -1;
+    if (cached < 0) { const char* e = getenv("JEM_WINOGRAD_GEMM"); cached = e && !strcmp(e, "own"); }
+    return cached;
+}
+
 // out (N, OC, H, W) = winograd conv of inp (N, C, H, W) with transformed kernel U (16, OC, C).
 static void winograd_run(float* out, const float* inp, const float* U, const float* bias,
                          int N, int C, int H, int W, int OC, float* work, int act, float slope) {
@@ -204,7 +212,7 @@ static void winograd_run(float* out, const float* inp, const float* U, const flo
     const size_t tmax = (size_t)chunk_images(H, W) * TI;   // the workspace's chunk
     // Batch-invariant mode: the GEMM whose columns do not depend on the call's shape, so a result
     // does not depend on what else shares the chunk (OpenBLAS's do).
-    const int invariant = jem_batch_invariant();
+    const int invariant = jem_batch_invariant(), own_gemm = use_own_gemm();
     #pragma omp parallel for schedule(static) if (NC > 1)
     for (int ch = 0; ch < NC; ch++) {
         const int n0 = ch * NB, nb = (N - n0) < NB ? (N - n0) : NB;
@@ -214,15 +222,17 @@ static void winograd_run(float* out, const float* inp, const float* U, const flo
         float* scratch = M + 16 * (tmax * (size_t)OC + SKEW);
         const size_t xs = (size_t)C * T + SKEW, ms = (size_t)OC * T + SKEW;   // strides between the 16 matrices
         transform_input(V, xs, inp, n0, nb, C, H, W, scratch);
-        // β = 1 into a cleared M: OpenBLAS's β = 0 path clears C with a slow scalar pass per GEMM
-        // call (8 % of a full-chain defense profile); a memset is cheaper and gives the same sums
-        // (0 + Σ). Each matrix is cleared just before its GEMM, so C is still in cache when read.
+        // The invariant GEMM (batch-invariant mode, or JEM_WINOGRAD_GEMM=own) writes M without
+        // reading it. OpenBLAS: β = 1 into a cleared M, since its β = 0 path clears C with a slow
+        // scalar pass per GEMM call (8 % of a full-chain defense profile); a memset is cheaper and
+        // gives the same sums (0 + Σ). Each matrix is cleared just before its GEMM, so C is still in
+        // cache when read.
         for (int xi = 0; xi < 16; xi++) {
-            memset(M + (size_t)xi * ms, 0, sizeof(float) * (size_t)OC * T);
             const float* u = U + (size_t)xi * ((size_t)OC * C + SKEW);
-            if (invariant) {
-                jem_sgemm_invariant(OC, T, C, u, C, V + (size_t)xi * xs, T, M + (size_t)xi * ms, T);
+            if (invariant || own_gemm) {
+                jem_sgemm_invariant_overwrite(OC, T, C, u, C, V + (size_t)xi * xs, T, M + (size_t)xi * ms, T);
             } else {
+                memset(M + (size_t)xi * ms, 0, sizeof(float) * (size_t)OC * T);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, T, C,
                             1.0f, u, C, V + (size_t)xi * xs, T, 1.0f, M + (size_t)xi * ms, T);
             }

@@ -68,6 +68,9 @@ void jem_conv3x3_winograd_backward_input(float* dinp, const float* dout, const f
 /// `_reference` is the naive oracle with the same arithmetic (bit-identical by construction).
 void jem_sgemm_invariant(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc);
 void jem_sgemm_invariant_reference(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc);
+/// C (M, N) = A · B with the same chains started from +0: bit-identical to jem_sgemm_invariant on a
+/// zeroed C, without clearing or reading C.
+void jem_sgemm_invariant_overwrite(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc);
 /// Which blocks jem_sgemm_invariant runs: 1 AVX-512 (when the CPU has it and JEM_AVX512 is not 0), 0 AVX2.
 int jem_sgemm_invariant_isa(void);
 /// Forces the AVX2 (0) or, if the CPU has it, the AVX-512 (1) blocks; −1 decides again (tests, A/B runs).
