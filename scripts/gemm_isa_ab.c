@@ -1,6 +1,7 @@
 // The batch-invariant GEMM's AVX2 and AVX-512 blocks against each other (and OpenBLAS's sgemm, β = 1,
 // for scale) on the Winograd GEMM shapes of the bundled WRN-10-2 (OC × T × C per chunk): bitwise
 // equality of the two paths, then the best of 15 timings of REPS calls each, the paths alternating.
+// Then the im2col GEMM shapes of the same network, one image per call as in conv2d.c.
 // Build and run: bash scripts/gemm_isa_ab.sh [THREADS]   (one GEMM per thread, as in winograd_run)
 #include "jem_kernels.h"
 #include <cblas.h>
@@ -21,6 +22,10 @@ int main(void) {
         { 64, 294, 64, "14x14 64->64, 6 images" }, { 32, 294, 64, "14x14 input grad 64->32" },
         { 128, 256, 128, "7x7 128->128, 16 images" }, { 64, 256, 128, "7x7 input grad 128->64" },
         { 128, 16, 128, "7x7, one image" }, { 64, 49, 64, "14x14, one image" },
+        // im2col GEMMs (one image per call): the stem, stride-2 3x3, 1x1 shortcuts, and their input gradients
+        { 16, 784, 9, "stem 1->16 at 28x28" }, { 64, 196, 288, "3x3/2 32->64 to 14x14" },
+        { 128, 49, 576, "3x3/2 64->128 to 7x7" }, { 64, 196, 32, "1x1/2 shortcut 32->64" },
+        { 9, 784, 16, "stem input grad" }, { 288, 196, 64, "3x3/2 input grad 32<-64" },
     };
     const int T = omp_get_max_threads(), REPS = 20;
     srand(1);
