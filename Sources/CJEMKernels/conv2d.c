@@ -168,7 +168,7 @@ void jem_conv2d_forward_act(float* out, const float* inp, const float* weight, c
     const int K = C * KH * KW, P = OH * OW;
     const size_t per = (size_t)K * P + (size_t)OC * K;
     const int pw = is_pointwise(KH, KW, stride, pad);
-    const int b1 = single_blas_threads(N), invariant = jem_batch_invariant();
+    const int b1 = single_blas_threads(N);
     #pragma omp parallel for schedule(static) if (N > 1)
     for (int n = 0; n < N; n++) {
         float* col = work + (size_t)omp_get_thread_num() * per;
@@ -178,13 +178,8 @@ void jem_conv2d_forward_act(float* out, const float* inp, const float* weight, c
         if (bias) {
             for (int o = 0; o < OC; o++) { float b = bias[o]; float* yo = y + (size_t)o * P; for (int p = 0; p < P; p++) yo[p] = b; }
         }
-        if (invariant) {   // the GEMM of batch-invariant mode (AVX-512 where the CPU has it, no packing)
-            if (bias) jem_sgemm_invariant(OC, P, K, weight, K, col, P, y, P);
-            else jem_sgemm_invariant_overwrite(OC, P, K, weight, K, col, P, y, P);
-        } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, P, K,
-                        1.0f, weight, K, col, P, bias ? 1.0f : 0.0f, y, P);
-        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, P, K,
+                    1.0f, weight, K, col, P, bias ? 1.0f : 0.0f, y, P);
         if (act) { for (size_t i = 0; i < (size_t)OC * P; i++) { float v = y[i]; y[i] = v > 0.f ? v : slope * v; } }
     }
     single_blas_done(b1);
@@ -200,7 +195,7 @@ void jem_conv2d_backward_input(float* dinp, const float* dout, const float* weig
     const int K = C * KH * KW, P = OH * OW;
     const size_t per = (size_t)K * P + (size_t)OC * K;
     const int pw = is_pointwise(KH, KW, stride, pad);
-    const int b1 = single_blas_threads(N), invariant = jem_batch_invariant();
+    const int b1 = single_blas_threads(N);
     #pragma omp parallel for schedule(static) if (N > 1)
     for (int n = 0; n < N; n++) {
         float* col = work + (size_t)omp_get_thread_num() * per;
@@ -208,14 +203,8 @@ void jem_conv2d_backward_input(float* dinp, const float* dout, const float* weig
         const float* dy = dout + (size_t)n * OC * P;
         // dcol (K, P) = weightᵀ (K, OC) · dy (OC, P)
         float* dst = pw ? dx : col;
-        if (invariant) {   // the GEMM of batch-invariant mode, on weightᵀ written out (OC·K floats, after col)
-            float* wt = col + (size_t)K * P;
-            for (int o = 0; o < OC; o++) for (int k = 0; k < K; k++) wt[(size_t)k * OC + o] = weight[(size_t)o * K + k];
-            jem_sgemm_invariant_overwrite(K, P, OC, wt, OC, dy, P, dst, P);
-        } else {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, OC,
-                        1.0f, weight, K, dy, P, 0.0f, dst, P);
-        }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, OC,
+                    1.0f, weight, K, dy, P, 0.0f, dst, P);
         if (!pw) col2im(col, C, H, W, KH, KW, stride, pad, OH, OW, dx);
     }
     single_blas_done(b1);
