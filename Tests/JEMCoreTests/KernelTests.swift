@@ -29,7 +29,7 @@ final class KernelTests: XCTestCase {
 
     func testConvolutionMatchesNaive() throws {
         try convolutionCasesMatchNaive()
-        // Batch-invariant mode (the attacks, eval) runs the im2col and Winograd GEMMs through jem_sgemm_invariant.
+        // Batch-invariant mode (the attacks, eval): per-image kernel choices, Winograd GEMMs through jem_sgemm_invariant.
         Runtime.batchInvariant = true
         defer { Runtime.batchInvariant = false }
         try convolutionCasesMatchNaive()
