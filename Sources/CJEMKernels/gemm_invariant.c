@@ -1,5 +1,5 @@
-// gemm_invariant.c: C (M, N) += A (M, K) · B (K, N), row-major, for batch-invariant mode.
-// Every element is one fused multiply-add chain over k = 0, 1, ..., K−1 starting from C, whatever
+// gemm_invariant.c: C (M, N) = A (M, K) · B (K, N), row-major, for batch-invariant mode.
+// Every element is one fused multiply-add chain over k = 0, 1, ..., K−1 starting from +0, whatever
 // N is and wherever its column sits (full vectors or the masked tail: a lane of a vector FMA
 // rounds exactly like a scalar one). So one call can hold a whole chunk of images and each image's
 // columns come out bit-identical to a call holding that image alone. OpenBLAS gives no such
@@ -16,16 +16,10 @@ static inline __m256i tail_mask(int n) {   // lanes 0..n−1 on (n may be ≤ 0 
 
 // A block of 4 rows × 24 columns (12 accumulators); `cols` < 24 masks the tail.
 static inline __attribute__((always_inline))
-void block4x24(int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc, int cols, int masked, int acc) {
+void block4x24(int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc, int cols, int masked) {
     __m256i m0 = tail_mask(cols), m1 = tail_mask(cols - 8), m2 = tail_mask(cols - 16);
     __m256 c[4][3];
-    for (int r = 0; r < 4; r++) {
-        const float* cr = C + (size_t)r * ldc;
-        if (!acc) { c[r][0] = c[r][1] = c[r][2] = _mm256_setzero_ps(); continue; }
-        c[r][0] = masked ? _mm256_maskload_ps(cr, m0) : _mm256_loadu_ps(cr);
-        c[r][1] = masked ? _mm256_maskload_ps(cr + 8, m1) : _mm256_loadu_ps(cr + 8);
-        c[r][2] = masked ? _mm256_maskload_ps(cr + 16, m2) : _mm256_loadu_ps(cr + 16);
-    }
+    for (int r = 0; r < 4; r++) c[r][0] = c[r][1] = c[r][2] = _mm256_setzero_ps();
     const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * (size_t)lda, *a3 = A + 3 * (size_t)lda;
     for (int k = 0; k < K; k++) {
         const float* b = B + (size_t)k * ldb;
@@ -53,10 +47,9 @@ void block4x24(int K, const float* A, int lda, const float* B, int ldb, float* C
 }
 
 // One row × 24 columns (the rows left over when M is not a multiple of 4).
-static void block1x24(int K, const float* A, const float* B, int ldb, float* C, int cols, int acc) {
+static void block1x24(int K, const float* A, const float* B, int ldb, float* C, int cols) {
     __m256i m0 = tail_mask(cols), m1 = tail_mask(cols - 8), m2 = tail_mask(cols - 16);
     __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0;
-    if (acc) { c0 = _mm256_maskload_ps(C, m0); c1 = _mm256_maskload_ps(C + 8, m1); c2 = _mm256_maskload_ps(C + 16, m2); }
     for (int k = 0; k < K; k++) {
         const float* b = B + (size_t)k * ldb;
         __m256 a = _mm256_broadcast_ss(A + k);
@@ -76,12 +69,12 @@ static void block1x24(int K, const float* A, const float* B, int ldb, float* C, 
 static inline AVX512 __mmask16 mask16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1); }
 
 static inline AVX512 __attribute__((always_inline))
-void block4xv(int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc, int cols, const int NV, int acc) {
+void block4xv(int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc, int cols, const int NV) {
     __mmask16 m[4];
     for (int v = 0; v < 4; v++) m[v] = mask16(cols - 16 * v);
     __m512 c[4][4];
     for (int r = 0; r < 4; r++)
-        for (int v = 0; v < NV; v++) c[r][v] = acc ? _mm512_maskz_loadu_ps(m[v], C + (size_t)r * ldc + 16 * v) : _mm512_setzero_ps();
+        for (int v = 0; v < NV; v++) c[r][v] = _mm512_setzero_ps();
     const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * (size_t)lda, *a3 = A + 3 * (size_t)lda;
     for (int k = 0; k < K; k++) {
         const float* b = B + (size_t)k * ldb;
@@ -98,10 +91,10 @@ void block4xv(int K, const float* A, int lda, const float* B, int ldb, float* C,
 }
 
 // One row × up to 64 columns (the rows left over when M is not a multiple of 4).
-static AVX512 void block1x64(int K, const float* A, const float* B, int ldb, float* C, int cols, int acc) {
+static AVX512 void block1x64(int K, const float* A, const float* B, int ldb, float* C, int cols) {
     __mmask16 m[4];
     __m512 c[4];
-    for (int v = 0; v < 4; v++) { m[v] = mask16(cols - 16 * v); c[v] = acc ? _mm512_maskz_loadu_ps(m[v], C + 16 * v) : _mm512_setzero_ps(); }
+    for (int v = 0; v < 4; v++) { m[v] = mask16(cols - 16 * v); c[v] = _mm512_setzero_ps(); }
     for (int k = 0; k < K; k++) {
         const float* b = B + (size_t)k * ldb;
         const __m512 a = _mm512_set1_ps(A[k]);
@@ -110,20 +103,20 @@ static AVX512 void block1x64(int K, const float* A, const float* B, int ldb, flo
     for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(C + 16 * v, m[v], c[v]);
 }
 
-static AVX512 void sgemm_invariant_avx512(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc, int acc) {
+static AVX512 void sgemm_invariant_avx512(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
     for (int j = 0; j < N; j += 64) {
         const int cols = N - j < 64 ? N - j : 64, nv = (cols + 15) / 16;
         int i = 0;
         for (; i + 4 <= M; i += 4) {
             const float* a = A + (size_t)i * lda; const float* b = B + j; float* c = C + (size_t)i * ldc + j;
             switch (nv) {   // constant NV per case: the blocks unroll over their vectors
-                case 4: block4xv(K, a, lda, b, ldb, c, ldc, cols, 4, acc); break;
-                case 3: block4xv(K, a, lda, b, ldb, c, ldc, cols, 3, acc); break;
-                case 2: block4xv(K, a, lda, b, ldb, c, ldc, cols, 2, acc); break;
-                default: block4xv(K, a, lda, b, ldb, c, ldc, cols, 1, acc); break;
+                case 4: block4xv(K, a, lda, b, ldb, c, ldc, cols, 4); break;
+                case 3: block4xv(K, a, lda, b, ldb, c, ldc, cols, 3); break;
+                case 2: block4xv(K, a, lda, b, ldb, c, ldc, cols, 2); break;
+                default: block4xv(K, a, lda, b, ldb, c, ldc, cols, 1); break;
             }
         }
-        for (; i < M; i++) block1x64(K, A + (size_t)i * lda, B + j, ldb, C + (size_t)i * ldc + j, cols, acc);
+        for (; i < M; i++) block1x64(K, A + (size_t)i * lda, B + j, ldb, C + (size_t)i * ldc + j, cols);
     }
 }
 
@@ -144,33 +137,23 @@ __attribute__((constructor)) static void decide_isa(void) { jem_sgemm_invariant_
 
 int jem_sgemm_invariant_isa(void) { return use_avx512; }
 
-// acc = 1: C += A · B (chains start from C); acc = 0: C = A · B (chains start from +0, which is what
-// C += A · B gives on a zeroed C, bit for bit, without reading or clearing C).
-static void sgemm_invariant(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc, int acc) {
-    if (jem_sgemm_invariant_isa()) { sgemm_invariant_avx512(M, N, K, A, lda, B, ldb, C, ldc, acc); return; }
+void jem_sgemm_invariant(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
+    if (jem_sgemm_invariant_isa()) { sgemm_invariant_avx512(M, N, K, A, lda, B, ldb, C, ldc); return; }
     for (int j = 0; j < N; j += 24) {
         const int cols = N - j < 24 ? N - j : 24;
         int i = 0;
         for (; i + 4 <= M; i += 4) {
-            if (cols == 24) block4x24(K, A + (size_t)i * lda, lda, B + j, ldb, C + (size_t)i * ldc + j, ldc, 24, 0, acc);
-            else block4x24(K, A + (size_t)i * lda, lda, B + j, ldb, C + (size_t)i * ldc + j, ldc, cols, 1, acc);
+            if (cols == 24) block4x24(K, A + (size_t)i * lda, lda, B + j, ldb, C + (size_t)i * ldc + j, ldc, 24, 0);
+            else block4x24(K, A + (size_t)i * lda, lda, B + j, ldb, C + (size_t)i * ldc + j, ldc, cols, 1);
         }
-        for (; i < M; i++) block1x24(K, A + (size_t)i * lda, B + j, ldb, C + (size_t)i * ldc + j, cols, acc);
+        for (; i < M; i++) block1x24(K, A + (size_t)i * lda, B + j, ldb, C + (size_t)i * ldc + j, cols);
     }
-}
-
-void jem_sgemm_invariant(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
-    sgemm_invariant(M, N, K, A, lda, B, ldb, C, ldc, 1);
-}
-
-void jem_sgemm_invariant_overwrite(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
-    sgemm_invariant(M, N, K, A, lda, B, ldb, C, ldc, 0);
 }
 
 void jem_sgemm_invariant_reference(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
-            float s = C[(size_t)i * ldc + j];
+            float s = 0.f;
             for (int k = 0; k < K; k++) s = __builtin_fmaf(A[(size_t)i * lda + k], B[(size_t)k * ldb + j], s);
             C[(size_t)i * ldc + j] = s;
         }

@@ -230,7 +230,7 @@ static void winograd_run(float* out, const float* inp, const float* U, const flo
         for (int xi = 0; xi < 16; xi++) {
             const float* u = U + (size_t)xi * ((size_t)OC * C + SKEW);
             if (invariant || own_gemm) {
-                jem_sgemm_invariant_overwrite(OC, T, C, u, C, V + (size_t)xi * xs, T, M + (size_t)xi * ms, T);
+                jem_sgemm_invariant(OC, T, C, u, C, V + (size_t)xi * xs, T, M + (size_t)xi * ms, T);
             } else {
                 memset(M + (size_t)xi * ms, 0, sizeof(float) * (size_t)OC * T);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, T, C,

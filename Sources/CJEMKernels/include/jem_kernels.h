@@ -63,14 +63,11 @@ void jem_conv3x3_winograd_forward_act(float* out, const float* inp, const float*
                                       int N, int C, int H, int W, int OC, float* work, int act, float slope);
 void jem_conv3x3_winograd_backward_input(float* dinp, const float* dout, const float* weight,
                                          int N, int C, int H, int W, int OC, float* work);
-/// C (M, N) += A (M, K) · B (K, N), row-major, each element one FMA chain over k in order: a
-/// column's result does not depend on N or on its position (batch-invariant mode's GEMM).
-/// `_reference` is the naive oracle with the same arithmetic (bit-identical by construction).
+/// C (M, N) = A (M, K) · B (K, N), row-major, each element one FMA chain over k in order from +0
+/// (C is only written): a column's result does not depend on N or on its position (batch-invariant
+/// mode's GEMM). `_reference` is the naive oracle with the same arithmetic (bit-identical by construction).
 void jem_sgemm_invariant(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc);
 void jem_sgemm_invariant_reference(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc);
-/// C (M, N) = A · B with the same chains started from +0: bit-identical to jem_sgemm_invariant on a
-/// zeroed C, without clearing or reading C.
-void jem_sgemm_invariant_overwrite(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc);
 /// Which blocks jem_sgemm_invariant runs: 1 AVX-512 (when the CPU has it and JEM_AVX512 is not 0), 0 AVX2.
 int jem_sgemm_invariant_isa(void);
 /// Forces the AVX2 (0) or, if the CPU has it, the AVX-512 (1) blocks; −1 decides again (tests, A/B runs).
