@@ -27,16 +27,27 @@ final class KernelTests: XCTestCase {
         ConvCase(n: 1, c: 64, h: 14, w: 14, oc: 64, k: 3, stride: 1, pad: 1), // one image, GEMM big enough for OpenBLAS's threads
     ]
 
+    /// The block paths jem_sgemm_invariant can run here: AVX2, and AVX-512 where the CPU has it.
+    func availableISAs() -> [Int32] {
+        defer { jem_sgemm_invariant_set_isa(-1) }
+        jem_sgemm_invariant_set_isa(1)
+        return jem_sgemm_invariant_isa() == 1 ? [0, 1] : [0]
+    }
+
     func testConvolutionMatchesNaive() throws {
         try convolutionCasesMatchNaive()
-        // Batch-invariant mode (the attacks, eval): per-image kernel choices, Winograd GEMMs through jem_sgemm_invariant.
+        // Batch-invariant mode (the attacks, eval): per-image kernel choices, Winograd GEMMs through
+        // jem_sgemm_invariant, on each of its block paths.
         Runtime.batchInvariant = true
-        defer { Runtime.batchInvariant = false }
-        try convolutionCasesMatchNaive()
+        defer { Runtime.batchInvariant = false; jem_sgemm_invariant_set_isa(-1) }
+        for isa in availableISAs() {
+            jem_sgemm_invariant_set_isa(isa)
+            try convolutionCasesMatchNaive()
+        }
     }
 
     func convolutionCasesMatchNaive() throws {
-        let mode = Runtime.batchInvariant ? " (batch-invariant)" : ""
+        let mode = Runtime.batchInvariant ? " (batch-invariant, \(jem_sgemm_invariant_isa() == 1 ? "AVX-512" : "AVX2") GEMM)" : ""
         var rng = SeededRandom(seed: 1)
         for cc in convCases {
             let oh = (cc.h + 2 * cc.pad - cc.k) / cc.stride + 1, ow = (cc.w + 2 * cc.pad - cc.k) / cc.stride + 1
@@ -69,10 +80,7 @@ final class KernelTests: XCTestCase {
     func testInvariantGEMMMatchesItsOracleAndIgnoresTheCallShape() {
         // Both block paths: AVX2, and AVX-512 where the CPU has it (chosen at run time).
         defer { jem_sgemm_invariant_set_isa(-1) }
-        var paths = [Int32(0)]
-        jem_sgemm_invariant_set_isa(1)
-        if jem_sgemm_invariant_isa() == 1 { paths.append(1) }
-        for isa in paths {
+        for isa in availableISAs() {
             jem_sgemm_invariant_set_isa(isa)
             invariantGEMMCases(isa)
         }
