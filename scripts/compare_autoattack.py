@@ -4,7 +4,9 @@ torchattacks 3.5.1's four components at the original AutoAttack settings (APGD-C
 APGD-T 9 targets x 100 steps, FAB-T 9 targets x 100 steps, Square 5000 queries; torchattacks' own
 AutoAttack class builds them with 10 steps, so they are built here one by one), on the same weights,
 the same first N Fashion-MNIST test images, the same batch size and threads. Each peer component runs
-only on the points still robust (per-example worst case, as MultiAttack does), in batches. Square is
+only on the points still robust (per-example worst case, as MultiAttack does), in batches. The peer's Square
+keeps AutoAttack's fixed schedule of p (resc_schedule=False, as AutoAttack builds it; torchattacks' default
+stretches it to the budget, and the runs of this script before 2026-11-29 used that default). Square is
 also run alone, by both tools, on the first --square-alone-n images (default 100). Peak memory: max RSS of each side.
 
 Usage: venv/bin/python scripts/compare_autoattack.py --model Sources/robust-eval/Models/jem-fmnist.safetensors \
@@ -102,7 +104,7 @@ def main():
         ("apgd-ce", torchattacks.APGD(model, norm=norm, eps=eps, steps=100, n_restarts=1, loss="ce", seed=a.seed)),
         ("apgd-t", torchattacks.APGDT(model, norm=norm, eps=eps, steps=100, n_restarts=1, n_classes=10, seed=a.seed)),
         ("fab-t", torchattacks.FAB(model, norm=norm, eps=eps, steps=100, n_restarts=1, multi_targeted=True, n_classes=10, seed=a.seed)),
-        ("square", torchattacks.Square(model, norm=norm, eps=eps, n_queries=5000, n_restarts=1, seed=a.seed)),
+        ("square", torchattacks.Square(model, norm=norm, eps=eps, n_queries=5000, n_restarts=1, seed=a.seed, resc_schedule=False)),
     ]
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     exe = os.environ.get("ROBUST_EVAL") or os.path.join(here, ".build/release/robust-eval")

@@ -33,6 +33,10 @@ public struct AutoAttackConfig: Codable, Equatable, Sendable {
     public var restarts: Int = 1
     public var eot: Int = 1
     public var pInit: Float = 0.8
+    /// Square's schedule of p stretched to the query budget (SquareConfig.rescaleSchedule); nil or
+    /// false: AutoAttack's fixed schedule. Optional so that configurations written before it existed
+    /// (in --state fingerprints) read and compare unchanged.
+    public var rescaleSchedule: Bool? = nil
     public var seed: UInt64 = 0
 
     public init() {}
@@ -79,6 +83,7 @@ public struct AutoAttackConfig: Codable, Equatable, Sendable {
             case .square:
                 var c = SquareConfig()
                 c.norm = norm; c.epsilon = epsilon; c.queries = queries; c.pInit = pInit
+                c.rescaleSchedule = rescaleSchedule ?? false
                 return Square(config: c)
             }
         }
@@ -89,7 +94,7 @@ public struct AutoAttackConfig: Codable, Equatable, Sendable {
         var parts = ["\(norm == .linf ? "L∞" : "L2") ε=\(e)", attacks.map(\.rawValue).joined(separator: ", ")]
         if attacks.contains(where: { $0 != .square }) { parts.append("\(iterations) iterations") }
         if attacks.contains(.apgdT) || attacks.contains(.fabT) { parts.append("\(targetClasses.map(String.init) ?? "min(9, K−1)") target classes") }
-        if attacks.contains(.square) { parts.append("\(queries) queries") }
+        if attacks.contains(.square) { parts.append("\(queries) queries" + (rescaleSchedule == true ? " (p's schedule stretched to them)" : "")) }
         if restarts > 1 { parts.append("\(restarts) restarts") }
         if eot > 1 { parts.append("EOT \(eot)") }
         return "\(version.rawValue): " + parts.joined(separator: "; ")

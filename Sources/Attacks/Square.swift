@@ -2,7 +2,10 @@
 // gradient-free: random square-shaped updates at the vertices of the L∞ ball (or localised
 // L2-normalised bumps), accepted when they lower the margin z_y − max_{j≠y} z_j. It needs logits
 // only, so it is AutoAttack's control for gradient masking. The window side follows the published
-// schedule of p (p_init halved at queries 10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000). Every
+// schedule of p (p_init halved at queries 10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000 of a
+// 10 000-query run): AutoAttack keeps those query numbers at its budget of 5000; the Square paper's
+// code (and torchattacks' default) stretches them to the budget, which a small budget needs, since
+// otherwise its windows never shrink (rescaleSchedule). Every
 // random choice is per example (the reference draws one window per batch), so a result does not
 // depend on the batch.
 import Foundation
@@ -13,6 +16,9 @@ public struct SquareConfig: Codable, Equatable, Sendable {
     public var epsilon: Float = 8.0 / 255
     public var queries: Int = 5000
     public var pInit: Float = 0.8
+    /// Stretch p's schedule to the query budget (query i counts as i / queries · 10 000), as the
+    /// Square paper's code does; false keeps the query numbers fixed, as AutoAttack's standard version does.
+    public var rescaleSchedule = false
 
     public init() {}
 
@@ -25,7 +31,8 @@ public struct SquareConfig: Codable, Equatable, Sendable {
     /// The fraction of pixels the window covers at query i.
     public func p(at i: Int) -> Float {
         let cuts = [10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000]
-        let halvings = cuts.filter { i > $0 }.count
+        let it = rescaleSchedule ? Int(Double(i) / Double(queries) * 10_000) : i
+        let halvings = cuts.filter { it > $0 }.count
         return pInit / Float(1 << halvings)
     }
 }
@@ -104,12 +111,22 @@ public struct Square: ExampleAttack {
                 case .linf:
                     let s = min(max(Int((p * Float(per / c)).squareRoot().rounded()), 1), min(h, w))
                     let vh = Square.randomInt(h - s, &streams[r]), vw = Square.randomInt(w - s, &streams[r])
-                    for ch in 0..<c {
-                        let v = 2 * eps * Square.sign(&streams[r])
-                        for i in vh..<(vh + s) {
-                            for j in vw..<(vw + s) {
-                                let k = b + (ch * h + i) * w + j
-                                cand.data[k] = min(max(best.data[k] + v, max(x.data[k] - eps, 0)), min(x.data[k] + eps, 1))
+                    // Each channel's window goes to one vertex, x ± ε (clipped to the box); as in the
+                    // reference, the signs are drawn again while the window would not change at all
+                    // (with one channel and a 1×1 window, half the queries would otherwise be wasted).
+                    // One of the two vertices always differs from the current point, so this ends;
+                    // the cap only guards against a broken random stream.
+                    var changed = false, draws = 0
+                    while !changed && draws < 1000 {
+                        draws += 1
+                        for ch in 0..<c {
+                            let v = 2 * eps * Square.sign(&streams[r])
+                            for i in vh..<(vh + s) {
+                                for j in vw..<(vw + s) {
+                                    let k = b + (ch * h + i) * w + j
+                                    cand.data[k] = min(max(best.data[k] + v, max(x.data[k] - eps, 0)), min(x.data[k] + eps, 1))
+                                    if abs(cand.data[k] - best.data[k]) >= 1e-7 { changed = true }
+                                }
                             }
                         }
                     }

@@ -18,6 +18,7 @@ struct AutoAttackCommand: ParsableCommand {
     @OptionGroup var threat: ThreatOptions
     @Option(name: .long, parsing: .unconditional, help: "Iterations of APGD and FAB (default 100).") var nIter: Int = 100
     @Option(name: .long, parsing: .unconditional, help: "Square's query budget (default 5000).") var nQueries: Int = 5000
+    @Flag(name: .long, help: "Stretch Square's schedule of p to the query budget, as the Square paper's code does (for budgets well below 5000; default: AutoAttack's fixed schedule).") var rescaleSchedule = false
     @Option(name: .long, parsing: .unconditional, help: "Target classes of APGD-T and FAB-T (default 9, at most classes − 1).") var nTargetClasses: Int?
     @Option(name: .long, parsing: .unconditional, help: "EOT draws per gradient (default 1 standard, 20 rand).") var eot: Int?
     @Option(name: .long, parsing: .unconditional, help: "Attack the SGLD-refinement defense with K steps around the model (reference defaults: 5 chains, σ 0.03, α 1, σ_n 0.01); use with --version rand.") var sgldSteps: Int?
@@ -43,6 +44,7 @@ struct AutoAttackCommand: ParsableCommand {
         var c = AutoAttackConfig.version(version, norm: threat.norm, epsilon: try threat.epsilon())
         if let list = try parseAttackList(attacks) { c.attacks = list }
         c.iterations = nIter; c.queries = nQueries; c.targetClasses = nTargetClasses; c.seed = runtime.seed
+        if rescaleSchedule { c.rescaleSchedule = true }
         if let eot { c.eot = eot }
         if let k = sgldSteps {
             let dcfg = DefenseConfig(steps: k, gradient: gradient)

@@ -107,10 +107,12 @@ struct DefenseProtocol {
                 gradients["transfer"] = "AutoAttack (\(aa.attacks.map(\.rawValue).joined(separator: ", ")); \(aa.iterations) iterations) on the bare model"
                 eots["transfer"] = 1
             case .square:
-                var sq = SquareConfig(); sq.norm = norm; sq.epsilon = epsilon; sq.queries = options.nQueries
+                // A budget of 100 queries never leaves AutoAttack's fixed schedule's large windows
+                // (p ≥ p_init/4), so p's schedule is stretched to the budget, as in the Square paper's code.
+                var sq = SquareConfig(); sq.norm = norm; sq.epsilon = epsilon; sq.queries = options.nQueries; sq.rescaleSchedule = true
                 try sq.validate()
                 components.append(try p.onView("square", Square(config: sq)))
-                gradients["square"] = "none (\(options.nQueries) queries\(p.viewNote.map { " on \($0)" } ?? ""))"; eots["square"] = 1
+                gradients["square"] = "none (\(options.nQueries) queries, p's schedule stretched to them\(p.viewNote.map { "; on \($0)" } ?? ""))"; eots["square"] = 1
             }
         }
         p.components = components; p.gradients = gradients; p.eots = eots

@@ -14,6 +14,7 @@ struct SquareCommand: ParsableCommand {
     @OptionGroup var threat: ThreatOptions
     @Option(name: .long, parsing: .unconditional, help: "Query budget per image (default 5000).") var nQueries: Int = 5000
     @Option(name: .long, parsing: .unconditional, help: "Initial fraction of pixels a square covers (default 0.8).") var pInit: Float = 0.8
+    @Flag(name: .long, help: "Stretch Square's schedule of p to the query budget, as the Square paper's code does (for budgets well below 5000; default: AutoAttack's fixed schedule).") var rescaleSchedule = false
     @OptionGroup var output: EnsembleOutputOptions
     @OptionGroup var shard: ShardOptions
     @OptionGroup var runtime: RuntimeOptions
@@ -28,6 +29,7 @@ struct SquareCommand: ParsableCommand {
         var c = AutoAttackConfig()
         c.version = .custom; c.norm = threat.norm; c.epsilon = try threat.epsilon()
         c.attacks = [.square]; c.queries = nQueries; c.pInit = pInit; c.seed = runtime.seed
+        if rescaleSchedule { c.rescaleSchedule = true }
         try runEnsemble(command: "square", config: c, model: model, input: input, output: output, shard: shard, runtime: runtime)
     }
 }

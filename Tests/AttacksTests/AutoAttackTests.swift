@@ -161,6 +161,50 @@ final class AutoAttackTests: XCTestCase {
                                       (501, 0.05), (1001, 0.025), (2001, 0.0125), (4001, 0.00625), (6001, 0.003125),
                                       (8000, 0.003125), (8001, 0.0015625), (9999, 0.0015625)]
         for (i, p) in expect { XCTAssertEqual(c.p(at: i), p, accuracy: 1e-9, "query \(i)") }
+        // Stretched to the budget (the Square paper's code): query i counts as ⌊i / queries · 10 000⌋.
+        var r = SquareConfig(); r.rescaleSchedule = true; r.queries = 100
+        let stretched: [(Int, Float)] = [(0, 0.8), (1, 0.2), (2, 0.2), (3, 0.1), (5, 0.1), (6, 0.05), (10, 0.05), (11, 0.025),
+                                         (41, 0.00625), (81, 0.0015625), (99, 0.0015625)]
+        for (i, p) in stretched { XCTAssertEqual(r.p(at: i), p, accuracy: 1e-9, "query \(i) of 100, stretched") }
+        r.queries = 5000   // AutoAttack's budget: the stretched schedule halves twice as often as the fixed one
+        XCTAssertEqual(r.p(at: 6), 0.4, accuracy: 1e-9); XCTAssertEqual(c.p(at: 6), 0.8, accuracy: 1e-9)
+        XCTAssertEqual(r.p(at: 4001), 0.0015625, accuracy: 1e-9); XCTAssertEqual(c.p(at: 4001), 0.00625, accuracy: 1e-9)
+        r.queries = 10_000
+        for (i, p) in expect { XCTAssertEqual(r.p(at: i), p, accuracy: 1e-9, "query \(i) of 10 000, stretched = fixed") }
+    }
+
+    func testSquareLinfProposalsAlwaysChangeThePoint() throws {
+        // One grey image, a model it cannot be pushed across: every query after the first must differ
+        // from the best point so far (a proposal equal to it would waste the query; with one channel and
+        // a 1×1 window half of them would without the redraw).
+        final class Recording: Classifier {
+            let inner: LinearClassifier; var inputs: [[Float]] = []
+            init(_ inner: LinearClassifier) { self.inner = inner }
+            var numClasses: Int { inner.numClasses }
+            var gradientDescription: String { inner.gradientDescription }
+            var isStochastic: Bool { false }
+            func logits(_ x: Tensor, rng: inout RowStreams) throws -> Tensor { inputs.append(x.array); return try inner.logits(x, rng: &rng) }
+            func inputGradient(_ x: Tensor, rng: inout RowStreams, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
+                try inner.inputGradient(x, rng: &rng, seed: seed)
+            }
+        }
+        var rng = SeededRandom(seed: 8)
+        let d = 36
+        let lin = LinearClassifier(w: (0..<2).map { _ in (0..<d).map { _ in rng.uniform() - 0.5 } }, b: [100, 0])
+        let m = Recording(lin)
+        let x = Tensor(shape: [1, 1, 6, 6]); rng.fillUniform(x, lo: 0, hi: 1)
+        var c = SquareConfig(); c.epsilon = 0.1; c.queries = 200; c.rescaleSchedule = true
+        var streams = [ExampleStreams.stream(seed: 4, example: 0, purpose: "t")]
+        var mr = RowStreams(seed: 2, examples: 0..<1, purpose: "test")
+        _ = try Square(config: c).perturb(m, x, labels: [0], streams: &streams, modelRng: &mr)
+        XCTAssertEqual(m.inputs.count, 201, "the initial point and 200 queries")
+        func margin(_ v: [Float]) -> Float { zip(lin.w[0], lin.w[1]).enumerated().reduce(lin.b[0] - lin.b[1]) { $0 + ($1.element.0 - $1.element.1) * v[$1.offset] } }
+        var best = m.inputs[0], loss = margin(best)
+        for (q, cand) in m.inputs.dropFirst().enumerated() {
+            guard cand != best else { return XCTFail("query \(q) proposed the current point") }
+            let l = margin(cand)
+            if l < loss { best = cand; loss = l }
+        }
     }
 
     func testSquareStaysInTheBallAndTheBox() throws {
