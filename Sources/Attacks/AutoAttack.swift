@@ -227,10 +227,15 @@ public final class AutoAttackRunner {
         }
     }
 
-    /// Predictions of `runs` evaluation runs (one for a deterministic model), run-major.
-    func predictions(_ x: Tensor, rng: inout RowStreams) throws -> [[Int]] {
+    /// Predictions of `runs` evaluation runs (one for a deterministic model), run-major; `done` gets
+    /// the share of the runs finished after each one.
+    func predictions(_ x: Tensor, rng: inout RowStreams, done: (Double) -> Void = { _ in }) throws -> [[Int]] {
         let runs = model.isStochastic ? evalRuns : 1
-        return try (0..<runs).map { _ in try model.logits(x, rng: &rng).argmaxRows() }
+        return try (0..<runs).map { r in
+            let p = try model.logits(x, rng: &rng).argmaxRows()
+            done(Double(r + 1) / Double(runs))
+            return p
+        }
     }
 
     /// A stochastic model's noise for the examples `rows` (indices into this run's images).
@@ -259,7 +264,11 @@ public final class AutoAttackRunner {
             while s < n {
                 let m = min(batchSize, n - s)
                 var rng = modelStreams(s..<(s + m), "clean")
-                let p = try predictions(images.rows(s, m), rng: &rng)
+                // A defense's clean evaluation takes minutes per batch (runs × chains × SGLD steps):
+                // the count moves as its runs finish.
+                let p = try predictions(images.rows(s, m), rng: &rng) { f in
+                    if f < 1 { progress(AutoAttackRunner.cleanPhase, s + Int(f * Double(m)), n, wrong) }
+                }
                 if runs.isEmpty { runs = Array(repeating: [], count: p.count) }
                 for r in 0..<p.count { runs[r] += p[r] }
                 wrong += (s..<(s + m)).filter { i in p.contains { $0[i - s] != labels[i] } }.count
