@@ -31,7 +31,10 @@ struct AutoAttackCommand: ParsableCommand {
     func validate() throws {
         if version == .custom { throw ValidationError("--version must be standard or rand, got custom") }
         _ = try threat.epsilon()
-        _ = try parseAttackList(attacks)
+        let list = try parseAttackList(attacks) ?? AutoAttackConfig.version(version, norm: .linf, epsilon: 1).attacks
+        if rescaleSchedule && !list.contains(.square) {
+            throw ValidationError("--rescale-schedule changes Square's schedule, but this run's attacks (\(list.map(\.rawValue).joined(separator: ","))) do not include square")
+        }
         try Check.range(nIter, 1...100_000, "--n-iter")
         try Check.range(nQueries, 1...10_000_000, "--n-queries")
         try Check.range(nTargetClasses, 1...WRNConfig.maxClasses, "--n-target-classes")

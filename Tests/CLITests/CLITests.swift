@@ -189,6 +189,9 @@ final class CLIAutoAttackTests: XCTestCase {
         assertFails(try AutoAttackCommand.parse(["--n-queries", "0"]).validate(), "--n-queries must be in 1...10000000")
         assertFails(try AutoAttackCommand.parse(["--attacks", "apgd-ce,pgd"]).validate(), "unknown attack 'pgd'")
         assertFails(try AutoAttackCommand.parse(["--version", "custom"]).validate(), "--version must be standard or rand")
+        assertFails(try AutoAttackCommand.parse(["--version", "rand", "--rescale-schedule"]).validate(), "--rescale-schedule changes Square's schedule, but this run's attacks (apgd-ce,apgd-dlr) do not include square")
+        assertFails(try AutoAttackCommand.parse(["--attacks", "apgd-ce", "--rescale-schedule"]).validate(), "do not include square")
+        XCTAssertNoThrow(try AutoAttackCommand.parse(["--rescale-schedule"]).validate())
         assertFails(try SquareCommand.parse(["--n-queries", "0"]).validate(), "--n-queries must be in 1...10000000")
         assertFails(try APGDCommand.parse(["--steps", "0"]).validate(), "--steps must be in 1...100000")
         // Parsing runs validate(): the whole command line is rejected before any work.
