@@ -45,6 +45,11 @@ public struct Square: ExampleAttack {
 
     public init(config: SquareConfig) { self.config = config }
 
+    /// Bumped when Square's proposals change (2: an L∞ window that would not change is drawn again,
+    /// and the defense's Square stretches p's schedule; 2026-11-29). Runs that include Square put it
+    /// in their --state fingerprint, so a state holding points of an older Square is refused.
+    public static let revision = "2"
+
     /// Margin z_y − max_{j≠y} z_j per row (≤ 0: misclassified).
     static func margins(_ z: Tensor, labels: [Int]) -> [Float] {
         let k = z.shape[1]

@@ -136,9 +136,7 @@ struct Defend: ParsableCommand {
                         "gradient": gradient.rawValue, "attack_sgld_steps": String(kAttack), "attack_chains": String(nAttack),
                         "transfer": attackOptions.transferAttacks]
         settings["version"] = "defend-2"
-        // Since 2026-11-29 the defense's Square stretches p's schedule to its budget and redraws an
-        // L∞ window that would not change: a state from before holds Square points found without both.
-        if list.contains(.square) { settings["square_schedule"] = "rescaled" }
+        if list.contains(.square) { settings["square"] = Square.revision }
         settings["checks"] = output.noChecks ? "off" : "on"
         let fp = runFingerprint(command: "defend", modelPath: l.path, data: d, settings: settings)
         var stateFP = fp

@@ -222,9 +222,7 @@ func runEnsemble(command: String, config: AutoAttackConfig, model: ModelOptions,
     settings["settings"] = settingsJSON(config)
     if !defenseNote.isEmpty { settings["defense"] = defenseNote; settings["eval_runs"] = String(evalRuns) }
     settings["checks"] = output.noChecks ? "off" : "on"
-    // Square's L∞ proposals redraw a window that would not change (since 2026-11-29): a state written
-    // before holds Square points found without that rule.
-    if config.attacks.contains(.square) { settings["square"] = "2" }
+    if config.attacks.contains(.square) { settings["square"] = Square.revision }
     let fp = runFingerprint(command: command, modelPath: l.path, data: d, settings: settings)
     var stateFP = fp
     if let s = plan.spec { stateFP["shard"] = "\(s.index)/\(s.count)" }
