@@ -8,7 +8,7 @@ T=${1:-2}
 D=$(mktemp -d); trap 'rm -rf "$D"' EXIT
 . scripts/kernel_ab_lib.sh
 k=Sources/CJEMKernels
-kernel_build "$D/layers" scripts/conv_layers.c $k/conv2d.c $k/winograd.c $k/runtime.c $k/gemm_invariant.c $k/pointwise.c
+kernel_build "$D/layers" scripts/conv_layers.c $k/conv2d.c $k/conv_direct.c $k/winograd.c $k/runtime.c $k/gemm_invariant.c $k/pointwise.c
 echo "robust-eval, $T threads:"; OMP_NUM_THREADS=$T "$D/layers" 0
 echo "robust-eval, batch-invariant mode:"; OMP_NUM_THREADS=$T "$D/layers" 1
 echo "PyTorch $(venv/bin/python -c 'import torch; print(torch.__version__)'), $T threads:"

@@ -11,7 +11,7 @@ void old_conv2d_backward_input(float*, const float*, const float*, int, int, int
 void old_conv2d_backward_weight(float*, float*, const float*, const float*, int, int, int, int, int, int, int, int, int, int, int, float*);
 static float* rnd(size_t n, unsigned* s) { float* p = malloc(n * 4); for (size_t i = 0; i < n; i++) { *s = *s * 1664525u + 1013904223u; p[i] = ((*s >> 8) / 16777216.f) * 2 - 1; } return p; }
 int main(void) {
-    int sh[][6] = { {64,32,28,28,64,3}, {64,64,14,14,128,3}, {64,32,28,28,64,1}, {64,64,14,14,128,1} };  // N C H W OC K, stride 2
+    int sh[][6] = { {64,64,28,28,64,3}, {64,128,14,14,128,3}, {64,32,28,28,64,1}, {64,64,14,14,128,1} };  // N C H W OC K, stride 2: each block's second 3×3 and the 1×1 shortcuts
     unsigned s = 3; omp_set_num_threads(2); jem_runtime_init(2);
     for (int k = 0; k < 4; k++) {
         int N = sh[k][0], C = sh[k][1], H = sh[k][2], W = sh[k][3], OC = sh[k][4], K = sh[k][5], pad = K / 2;

@@ -10,7 +10,7 @@ D=$(mktemp -d); trap 'rm -rf "$D"' EXIT
 . scripts/kernel_ab_lib.sh
 kernel_ab_build "$REV" conv2d.c \
   's/jem_conv2d_/old_conv2d_/g; 0,/#include <string.h>/s//#include <string.h>\nvoid old_conv2d_forward_act(float*, const float*, const float*, const float*, int, int, int, int, int, int, int, int, int, int, int, float*, int, float);/' \
-  scripts/conv_s2_ab.c "$D/ab" conv2d.c winograd.c runtime.c gemm_invariant.c
+  scripts/conv_s2_ab.c "$D/ab" conv2d.c conv_direct.c winograd.c runtime.c gemm_invariant.c
 echo "| layer | pass | $REV ms | new ms | speed-up | outputs |"
 echo "|---|---|---:|---:|---:|---|"
 "$D/ab"

@@ -129,10 +129,13 @@ size_t jem_conv2d_workspace(int C, int KH, int KW, int OH, int OW, int OC, int t
     size_t col = (size_t)C * KH * KW * OH * OW;
     size_t wgt = (size_t)OC * C * KH * KW;
     size_t need = (size_t)threads * (col + wgt);
-    if (KH == 3 && KW == 3) {   // a possible Winograd shape (stride 1, pad 1: OH = H, OW = W)
+    if (KH == 3 && KW == 3) {   // a possible Winograd (stride 1, pad 1: OH = H) or direct (stride 2) shape
         size_t w = jem_winograd_workspace(C, OC, OH, OW, threads);
         if (w > need) need = w;
         w = jem_winograd_wgrad_workspace(C, OC, OH, OW, threads);
+        if (w > need) need = w;
+        // a possible strided direct shape: H + 2·pad ≤ 2·OH + 2 for any pad at stride 2
+        w = jem_conv2d_direct_workspace(C, 2 * OH, 2 * OW, OC, KH, KW, 1, OH, OW, threads);
         if (w > need) need = w;
     }
     return need;
@@ -165,6 +168,10 @@ void jem_conv2d_forward_act(float* out, const float* inp, const float* weight, c
         jem_conv3x3_winograd_forward_act(out, inp, weight, bias, N, C, H, W, OC, work, act, slope);
         return;
     }
+    if (jem_conv2d_uses_direct(C, OC, KH, KW, stride, pad)) {
+        jem_conv2d_direct_forward_act(out, inp, weight, bias, N, C, H, W, OC, KH, KW, stride, pad, OH, OW, work, act, slope);
+        return;
+    }
     const int K = C * KH * KW, P = OH * OW;
     const size_t per = (size_t)K * P + (size_t)OC * K;
     const int pw = is_pointwise(KH, KW, stride, pad);
@@ -190,6 +197,10 @@ void jem_conv2d_backward_input(float* dinp, const float* dout, const float* weig
                                int stride, int pad, int OH, int OW, float* work) {
     if (jem_conv2d_uses_winograd(N, C, H, W, OC, KH, KW, stride, pad)) {
         jem_conv3x3_winograd_backward_input(dinp, dout, weight, N, C, H, W, OC, work);
+        return;
+    }
+    if (jem_conv2d_uses_direct(C, OC, KH, KW, stride, pad)) {
+        jem_conv2d_direct_backward_input(dinp, dout, weight, N, C, H, W, OC, KH, KW, stride, pad, OH, OW, work);
         return;
     }
     const int K = C * KH * KW, P = OH * OW;

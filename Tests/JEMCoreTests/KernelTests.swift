@@ -25,6 +25,13 @@ final class KernelTests: XCTestCase {
         ConvCase(n: 3, c: 16, h: 11, w: 13, oc: 18, k: 3, stride: 1, pad: 1), // Winograd's plane-wise transforms (≥ 32 tiles), odd sizes
         ConvCase(n: 1, c: 16, h: 14, w: 14, oc: 16, k: 3, stride: 1, pad: 1), // too few tiles for Winograd: im2col
         ConvCase(n: 1, c: 64, h: 14, w: 14, oc: 64, k: 3, stride: 1, pad: 1), // one image, GEMM big enough for OpenBLAS's threads
+        // The direct stride-2 kernels (CPUs with AVX-512): output channels not a multiple of 16 and
+        // across blocks of 64, pixel counts not a multiple of 6, several chunks of 36 taps and a
+        // partial one, pad 0, fewer images than threads.
+        ConvCase(n: 3, c: 9, h: 9, w: 7, oc: 20, k: 3, stride: 2, pad: 1),
+        ConvCase(n: 4, c: 8, h: 6, w: 6, oc: 70, k: 3, stride: 2, pad: 0),
+        ConvCase(n: 1, c: 16, h: 14, w: 14, oc: 64, k: 3, stride: 2, pad: 1),
+        ConvCase(n: 2, c: 12, h: 8, w: 11, oc: 16, k: 3, stride: 2, pad: 1),
     ]
 
     /// The block paths jem_sgemm_invariant can run here: AVX2, and AVX-512 where the CPU has it.
@@ -35,7 +42,16 @@ final class KernelTests: XCTestCase {
     }
 
     func testConvolutionMatchesNaive() throws {
+        let env = ProcessInfo.processInfo.environment
+        if availableISAs().contains(1) && env["JEM_DIRECT_CONV"] != "0" && env["JEM_AVX512"] != "0" {
+            XCTAssertNotEqual(jem_conv2d_uses_direct(16, 16, 3, 3, 2, 1), 0, "this CPU has AVX-512: the direct kernels should be on")
+        }
         try convolutionCasesMatchNaive()
+        // The im2col path where the direct kernels would run (and the only path on CPUs without AVX-512).
+        jem_conv2d_set_direct(0)
+        defer { jem_conv2d_set_direct(-1) }
+        try convolutionCasesMatchNaive()
+        jem_conv2d_set_direct(-1)
         // Batch-invariant mode (the attacks, eval): per-image kernel choices, Winograd GEMMs through
         // jem_sgemm_invariant, on each of its block paths.
         Runtime.batchInvariant = true
@@ -75,6 +91,9 @@ final class KernelTests: XCTestCase {
         // of fewer and of at least 32 tiles (the two input transforms), even and odd sizes.
         let wino = convCases.filter { jem_conv2d_uses_winograd(Int32($0.n), Int32($0.c), Int32($0.h), Int32($0.w), Int32($0.oc), Int32($0.k), Int32($0.k), Int32($0.stride), Int32($0.pad)) != 0 }
         if ProcessInfo.processInfo.environment["JEM_WINOGRAD"] != "0" && !Runtime.batchInvariant { XCTAssertEqual(wino.count, 4) }
+        // So are the direct kernels (four cases) whenever they are on.
+        let direct = convCases.filter { jem_conv2d_uses_direct(Int32($0.c), Int32($0.oc), Int32($0.k), Int32($0.k), Int32($0.stride), Int32($0.pad)) != 0 }
+        XCTAssertEqual(direct.count, jem_conv2d_uses_direct(16, 16, 3, 3, 2, 1) != 0 ? 4 : 0)
     }
 
     func testInvariantGEMMMatchesItsOracleAndIgnoresTheCallShape() {
@@ -111,25 +130,30 @@ final class KernelTests: XCTestCase {
         Runtime.batchInvariant = true
         defer { Runtime.batchInvariant = false }
         var rng = SeededRandom(seed: 6)
-        // Winograd at 14×14 (49 tiles per image, chunks of 6 images) and 7×7 (16 tiles, chunks of 16), im2col at 4×4.
+        // Winograd at 14×14 (49 tiles per image, chunks of 6 images) and 7×7 (16 tiles, chunks of 16), im2col at 4×4,
+        // the direct stride-2 kernels (where the CPU has AVX-512; one image alone takes their path for fewer images than threads).
         for cc in [ConvCase(n: 9, c: 16, h: 14, w: 14, oc: 20, k: 3, stride: 1, pad: 1),
                    ConvCase(n: 19, c: 24, h: 7, w: 7, oc: 16, k: 3, stride: 1, pad: 1),
-                   ConvCase(n: 5, c: 16, h: 4, w: 4, oc: 16, k: 3, stride: 1, pad: 1)] {
+                   ConvCase(n: 5, c: 16, h: 4, w: 4, oc: 16, k: 3, stride: 1, pad: 1),
+                   ConvCase(n: 5, c: 16, h: 14, w: 14, oc: 80, k: 3, stride: 2, pad: 1),
+                   ConvCase(n: 3, c: 8, h: 9, w: 9, oc: 20, k: 3, stride: 2, pad: 1)] {
+            let oh = (cc.h + 2 * cc.pad - 3) / cc.stride + 1, ow = (cc.w + 2 * cc.pad - 3) / cc.stride + 1
+            let sp = (Int32(cc.stride), Int32(cc.pad), Int32(oh), Int32(ow))
             let x = randomTensor([cc.n, cc.c, cc.h, cc.w], &rng), w = randomTensor([cc.oc, cc.c, 3, 3], &rng), b = randomTensor([cc.oc], &rng)
-            let ws = Tensor(shape: [jem_conv2d_workspace(Int32(cc.c), 3, 3, Int32(cc.h), Int32(cc.w), Int32(cc.oc), 2)])
+            let ws = Tensor(shape: [jem_conv2d_workspace(Int32(cc.c), 3, 3, sp.2, sp.3, Int32(cc.oc), 2)])
             func forward(_ xs: Tensor) -> Tensor {
-                let y = Tensor(shape: [xs.shape[0], cc.oc, cc.h, cc.w])
-                jem_conv2d_forward(y.data, xs.data, w.data, b.data, Int32(xs.shape[0]), Int32(cc.c), Int32(cc.h), Int32(cc.w), Int32(cc.oc), 3, 3, 1, 1, Int32(cc.h), Int32(cc.w), ws.data)
+                let y = Tensor(shape: [xs.shape[0], cc.oc, oh, ow])
+                jem_conv2d_forward(y.data, xs.data, w.data, b.data, Int32(xs.shape[0]), Int32(cc.c), Int32(cc.h), Int32(cc.w), Int32(cc.oc), 3, 3, sp.0, sp.1, sp.2, sp.3, ws.data)
                 return y
             }
             func backward(_ dy: Tensor) -> Tensor {
                 let dx = Tensor(shape: [dy.shape[0], cc.c, cc.h, cc.w])
-                jem_conv2d_backward_input(dx.data, dy.data, w.data, Int32(dy.shape[0]), Int32(cc.c), Int32(cc.h), Int32(cc.w), Int32(cc.oc), 3, 3, 1, 1, Int32(cc.h), Int32(cc.w), ws.data)
+                jem_conv2d_backward_input(dx.data, dy.data, w.data, Int32(dy.shape[0]), Int32(cc.c), Int32(cc.h), Int32(cc.w), Int32(cc.oc), 3, 3, sp.0, sp.1, sp.2, sp.3, ws.data)
                 return dx
             }
             let y = forward(x)
             let slow = Tensor(shape: y.shape)
-            jem_conv2d_forward_naive(slow.data, x.data, w.data, b.data, Int32(cc.n), Int32(cc.c), Int32(cc.h), Int32(cc.w), Int32(cc.oc), 3, 3, 1, 1, Int32(cc.h), Int32(cc.w))
+            jem_conv2d_forward_naive(slow.data, x.data, w.data, b.data, Int32(cc.n), Int32(cc.c), Int32(cc.h), Int32(cc.w), Int32(cc.oc), 3, 3, sp.0, sp.1, sp.2, sp.3)
             assertClose(y, slow, tol: 1e-5, "invariant conv forward \(cc)")
             let dx = backward(y)
             for i in [0, cc.n / 2, cc.n - 1] {
