@@ -33,14 +33,19 @@ final class GoldenTests: XCTestCase {
         assertClose(z, try npy(stem + "_logits_train").tensor(), tol: 1e-4, "\(stem) logits (\(trainMode ? "train" : "eval") mode)")
         let grads = try SafeTensorsFile(path: fixture(stem + "_grads.safetensors"))
         XCTAssertEqual(Set(grads.entries.keys), Set(model.trainableParameters.map(\.name)))
-        // A conv bias that feeds a train-mode batch norm has an exactly zero gradient (PyTorch
-        // stores float noise ~1e-8 there), so errors are measured against the largest gradient
-        // of the model when a tensor's own scale is below 1e-3 of it.
+        // A conv bias that feeds a train-mode batch norm has an exactly zero gradient: both sides
+        // hold float32 rounding noise there (PyTorch's about 5e-8 here, 1e-7 of the model's largest
+        // gradient), whose size depends only on the summation order. Such a tensor (scale below 1e-3
+        // of the largest gradient) must be zero to within 1e-6 of the largest gradient (1e-3 of the
+        // floor); every other tensor must match to a relative error of 1e-4. (Measured on this
+        // fixture: the noise reached 0.90e-4 of the floor with the im2col kernels and 1.01e-4 with the
+        // direct stride-2 kernels; a wrong bias gradient is of the order of the floor or above.)
         let refs = try model.trainableParameters.map { try grads.tensor($0.name) }
         let globalMax = refs.map(\.maxAbs).max() ?? 1
         for (p, ref) in zip(model.trainableParameters, refs) {
+            let zero = ref.maxAbs < 1e-3 * globalMax
             let e = relativeError(p.grad, ref, floor: 1e-3 * globalMax)
-            XCTAssertLessThan(e, 1e-4, "\(stem) d/d\(p.name): relative error \(e)")
+            XCTAssertLessThan(e, zero ? 1e-3 : 1e-4, "\(stem) d/d\(p.name): relative error \(e)\(zero ? " (an exactly zero gradient: rounding noise only)" : "")")
         }
     }
 
