@@ -61,32 +61,30 @@ static void block1x24(int K, const float* A, const float* B, int ldb, float* C, 
 }
 
 // The same blocks with AVX-512 (for CPUs that have it: chosen at run time, since the package is
-// compiled for x86-64-v3): 4 rows × NV vectors of 16 columns, NV = 4 for full blocks, fewer for
-// the tail (masked lanes load zeros and are not stored). Each element is the same FMA chain as in
-// the AVX2 blocks and the oracle, so the bits do not depend on the path either.
+// compiled for x86-64-v3): R rows × NV vectors of 16 columns, R = 6 or 4, NV = 4 for full blocks,
+// fewer for the tail (masked lanes load zeros and are not stored). Each element is the same FMA chain
+// as in the AVX2 blocks and the oracle, so the bits do not depend on the path or the blocking.
 #define AVX512 __attribute__((target("avx512f")))
 
 static inline AVX512 __mmask16 mask16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1); }
 
 static inline AVX512 __attribute__((always_inline))
-void block4xv(int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc, int cols, const int NV) {
+void blockrxv(int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc, int cols, const int R, const int NV) {
     __mmask16 m[4];
     for (int v = 0; v < 4; v++) m[v] = mask16(cols - 16 * v);
-    __m512 c[4][4];
-    for (int r = 0; r < 4; r++)
+    __m512 c[6][4];
+    for (int r = 0; r < R; r++)
         for (int v = 0; v < NV; v++) c[r][v] = _mm512_setzero_ps();
-    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * (size_t)lda, *a3 = A + 3 * (size_t)lda;
     for (int k = 0; k < K; k++) {
         const float* b = B + (size_t)k * ldb;
         __m512 bv[4];
         for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(m[v], b + 16 * v);
-        const __m512 x0 = _mm512_set1_ps(a0[k]), x1 = _mm512_set1_ps(a1[k]), x2 = _mm512_set1_ps(a2[k]), x3 = _mm512_set1_ps(a3[k]);
-        for (int v = 0; v < NV; v++) {
-            c[0][v] = _mm512_fmadd_ps(x0, bv[v], c[0][v]); c[1][v] = _mm512_fmadd_ps(x1, bv[v], c[1][v]);
-            c[2][v] = _mm512_fmadd_ps(x2, bv[v], c[2][v]); c[3][v] = _mm512_fmadd_ps(x3, bv[v], c[3][v]);
+        for (int r = 0; r < R; r++) {
+            const __m512 x = _mm512_set1_ps(A[(size_t)r * lda + k]);
+            for (int v = 0; v < NV; v++) c[r][v] = _mm512_fmadd_ps(x, bv[v], c[r][v]);
         }
     }
-    for (int r = 0; r < 4; r++)
+    for (int r = 0; r < R; r++)
         for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(C + (size_t)r * ldc + 16 * v, m[v], c[r][v]);
 }
 
@@ -103,19 +101,27 @@ static AVX512 void block1x64(int K, const float* A, const float* B, int ldb, flo
     for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(C + 16 * v, m[v], c[v]);
 }
 
+#define BLOCK_CASES(R) \
+    switch (nv) {   /* constant R and NV per case: the blocks unroll */ \
+        case 4: blockrxv(K, a, lda, b, ldb, c, ldc, cols, R, 4); break; \
+        case 3: blockrxv(K, a, lda, b, ldb, c, ldc, cols, R, 3); break; \
+        case 2: blockrxv(K, a, lda, b, ldb, c, ldc, cols, R, 2); break; \
+        default: blockrxv(K, a, lda, b, ldb, c, ldc, cols, R, 1); break; \
+    }
+
+// Rows in blocks of 6 (24 accumulators: 10 loads per 24 FMAs against 8 per 16 for blocks of 4), as
+// many as leave a multiple of 4 for blocks of 4 (M = 32: 4 × 6 + 2 × 4), then single rows. Against
+// blocks of 4 only, one thread, the Winograd shapes of WRN-10-2: 0.98–1.18× (scripts/gemm_isa_ab.sh's
+// shapes, in-process A/B, 2026-11-29).
 static AVX512 void sgemm_invariant_avx512(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
+    int k6 = M / 6;
+    while (k6 > 0 && (M - 6 * k6) % 4 != 0) k6--;
     for (int j = 0; j < N; j += 64) {
         const int cols = N - j < 64 ? N - j : 64, nv = (cols + 15) / 16;
+        const float* b = B + j;
         int i = 0;
-        for (; i + 4 <= M; i += 4) {
-            const float* a = A + (size_t)i * lda; const float* b = B + j; float* c = C + (size_t)i * ldc + j;
-            switch (nv) {   // constant NV per case: the blocks unroll over their vectors
-                case 4: block4xv(K, a, lda, b, ldb, c, ldc, cols, 4); break;
-                case 3: block4xv(K, a, lda, b, ldb, c, ldc, cols, 3); break;
-                case 2: block4xv(K, a, lda, b, ldb, c, ldc, cols, 2); break;
-                default: block4xv(K, a, lda, b, ldb, c, ldc, cols, 1); break;
-            }
-        }
+        for (; i < 6 * k6; i += 6) { const float* a = A + (size_t)i * lda; float* c = C + (size_t)i * ldc + j; BLOCK_CASES(6) }
+        for (; i + 4 <= M; i += 4) { const float* a = A + (size_t)i * lda; float* c = C + (size_t)i * ldc + j; BLOCK_CASES(4) }
         for (; i < M; i++) block1x64(K, A + (size_t)i * lda, B + j, ldb, C + (size_t)i * ldc + j, cols);
     }
 }
