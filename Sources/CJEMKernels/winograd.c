@@ -197,11 +197,22 @@ static void transform_input(float* V, size_t xs, const float* inp, int n0, int n
 }
 
 // Outside batch-invariant mode too, the forward and input-gradient GEMMs go through the invariant
-// GEMM instead of OpenBLAS when JEM_WINOGRAD_GEMM=own (for A/B runs; read once).
+// GEMM instead of OpenBLAS on CPUs where it has its AVX-512 blocks (faster than OpenBLAS on these
+// shapes there, and it needs no cleared output and no packing); JEM_WINOGRAD_GEMM=openblas or =own
+// forces either (for A/B runs; read once).
+static int own_gemm_choice = -1;
+
+void jem_winograd_set_gemm(int own) {
+    if (own < 0) {
+        const char* e = getenv("JEM_WINOGRAD_GEMM");
+        own = e && !strcmp(e, "own") ? 1 : e && !strcmp(e, "openblas") ? 0 : jem_sgemm_invariant_isa() == 1;
+    }
+    own_gemm_choice = own != 0;
+}
+
 static int use_own_gemm(void) {
-    static int cached = -1;
-    if (cached < 0) { const char* e = getenv("JEM_WINOGRAD_GEMM"); cached = e && !strcmp(e, "own"); }
-    return cached;
+    if (own_gemm_choice < 0) jem_winograd_set_gemm(-1);   // first call, outside any OpenMP region
+    return own_gemm_choice;
 }
 
 // out (N, OC, H, W) = winograd conv of inp (N, C, H, W) with transformed kernel U (16, OC, C).

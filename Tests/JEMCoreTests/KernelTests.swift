@@ -47,11 +47,15 @@ final class KernelTests: XCTestCase {
             XCTAssertNotEqual(jem_conv2d_uses_direct(16, 16, 3, 3, 2, 1), 0, "this CPU has AVX-512: the direct kernels should be on")
         }
         try convolutionCasesMatchNaive()
-        // The im2col path where the direct kernels would run (and the only path on CPUs without AVX-512).
+        // The im2col path where the direct kernels would run, and OpenBLAS for the Winograd GEMMs (the
+        // only paths on CPUs without AVX-512; on CPUs with it the defaults are the direct kernels and
+        // the invariant GEMM).
         jem_conv2d_set_direct(0)
-        defer { jem_conv2d_set_direct(-1) }
+        jem_winograd_set_gemm(0)
+        defer { jem_conv2d_set_direct(-1); jem_winograd_set_gemm(-1) }
         try convolutionCasesMatchNaive()
         jem_conv2d_set_direct(-1)
+        jem_winograd_set_gemm(-1)
         // Batch-invariant mode (the attacks, eval): per-image kernel choices, Winograd GEMMs through
         // jem_sgemm_invariant, on each of its block paths.
         Runtime.batchInvariant = true

@@ -87,6 +87,10 @@ void jem_sgemm_invariant_reference(int M, int N, int K, const float* A, int lda,
 int jem_sgemm_invariant_isa(void);
 /// Forces the AVX2 (0) or, if the CPU has it, the AVX-512 (1) blocks; −1 decides again (tests, A/B runs).
 void jem_sgemm_invariant_set_isa(int avx512);
+/// Which GEMM the Winograd forward and input gradient use outside batch-invariant mode: 1 the invariant
+/// GEMM (the default where it has AVX-512 blocks), 0 OpenBLAS; −1 decides again from JEM_WINOGRAD_GEMM
+/// (own|openblas) and the CPU (tests, A/B runs).
+void jem_winograd_set_gemm(int own);
 /// dweight (OC, C, 3, 3) += weight gradient by Winograd; workspace: jem_winograd_wgrad_workspace.
 size_t jem_winograd_wgrad_workspace(int C, int OC, int H, int W, int threads);
 void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, const float* inp,
