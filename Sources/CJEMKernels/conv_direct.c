@@ -20,10 +20,11 @@
 
 #define AVX512 __attribute__((target("avx512f")))
 
-// DIRECT_KC taps per chunk (4 input channels of a 3×3 kernel): 1.4–1.6× faster than one pass over
-// all taps on the 14×14 → 7×7 layer (K = 1 152), where the weights and the image fall out of L1.
-// DIRECT_OCC output channels per chunk of the input gradient's sum, for the same reason (1.1× on
-// both layers against one pass over all 128 or 64).
+// DIRECT_KC taps per chunk (4 input channels of a 3×3 kernel): 1.24× faster than one pass over all
+// taps on the 14×14 → 7×7 layer (K = 1 152, where the weights and the image fall out of L1), 1.04× on
+// the 28×28 → 14×14 one (one A/B run each; 18 and 72 taps were no better). DIRECT_OCC output channels
+// per chunk of the input gradient's sum: 1.04× and 0.99× against one pass over all 128 or 64 (one
+// run, a noisy host; 16 and 64 no better), kept for the larger layer.
 enum { DIRECT_PIX = 6, DIRECT_VEC = 4, DIRECT_KC = 36, DIRECT_OCC = 32 };
 
 // 1: the direct kernels run where they apply (the default unless JEM_DIRECT_CONV=0); decided when
