@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
         }
         total += best * 1e3;
         printf("| %d→%d, %d×%d, %d×%d stride %d | %s | %.2f |\n", C, OC, H, H, K, K, st,
-               jem_conv2d_uses_winograd(N, C, H, H, OC, K, K, st, p) ? "Winograd" : "im2col", best * 1e3);
+               jem_conv2d_uses_winograd(N, C, H, H, OC, K, K, st, p) ? "Winograd" : jem_conv2d_uses_direct(C, OC, K, K, st, p) ? "direct" : "im2col", best * 1e3);
         free(x); free(w); free(b); free(o); free(work);
     }
     printf("| all ten | | %.2f |\n", total);
