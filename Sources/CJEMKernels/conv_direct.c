@@ -110,12 +110,12 @@ void direct_block(const float* Wp, size_t OCP, const int* toff, int k0, int k1, 
         default: direct_block(Wp, OCP, toff, k0, k1, xp, poff, T, first, last, y, P, OC, oc0, p, bias, act, slope, NV, 1); break; \
     }
 
-// All pixels of output channels [oc0, oc0 + 16·nv) of one image, taps in chunks of KC so that a
+// All pixels of output channels [oc0, oc0 + 16·nv) of one image, taps in chunks of DIRECT_KC so that a
 // chunk's weights and input rows stay in L1 while every pixel block uses them.
-static AVX512 void direct_channels(const float* Wp, size_t OCP, const int* toff, int K, int KC, const float* xp, const int* poff,
+static AVX512 void direct_channels(const float* Wp, size_t OCP, const int* toff, int K, const float* xp, const int* poff,
                                    float* T, float* y, int P, int OC, int oc0, int nv, const float* bias, int act, float slope) {
-    for (int k0 = 0; k0 < K; k0 += KC) {
-        const int k1 = K - k0 < KC ? K : k0 + KC, first = k0 == 0, last = k1 == K;
+    for (int k0 = 0; k0 < K; k0 += DIRECT_KC) {
+        const int k1 = K - k0 < DIRECT_KC ? K : k0 + DIRECT_KC, first = k0 == 0, last = k1 == K;
         for (int p = 0; p < P; p += DIRECT_PIX) {
             const int R = P - p < DIRECT_PIX ? P - p : DIRECT_PIX;
             switch (nv) {
@@ -145,7 +145,6 @@ void jem_conv2d_direct_forward_act(float* out, const float* inp, const float* we
     for (int c = 0, k = 0; c < C; c++)
         for (int kh = 0; kh < KH; kh++)
             for (int kw = 0; kw < KW; kw++, k++) toff[k] = (c * PH + kh) * PW + kw;
-    const int KC = DIRECT_KC;
     const int OCB = (OC + 16 * DIRECT_VEC - 1) / (16 * DIRECT_VEC);
     const long items = (long)N * OCB;
     #pragma omp parallel if (items > 1)
@@ -168,7 +167,7 @@ void jem_conv2d_direct_forward_act(float* out, const float* inp, const float* we
                 have = n;
             }
             const int oc0 = ob * 16 * DIRECT_VEC, left = (OC - oc0 + 15) / 16;
-            direct_channels(Wp, OCP, toff, K, KC, xp, poff, T, out + (size_t)n * OC * P, P, OC, oc0,
+            direct_channels(Wp, OCP, toff, K, xp, poff, T, out + (size_t)n * OC * P, P, OC, oc0,
                             left < DIRECT_VEC ? left : DIRECT_VEC, bias, act, slope);
         }
     }

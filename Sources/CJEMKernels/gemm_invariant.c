@@ -88,19 +88,6 @@ void blockrxv(int K, const float* A, int lda, const float* B, int ldb, float* C,
         for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(C + (size_t)r * ldc + 16 * v, m[v], c[r][v]);
 }
 
-// One row × up to 64 columns (the rows left over when M is not a multiple of 4).
-static AVX512 void block1x64(int K, const float* A, const float* B, int ldb, float* C, int cols) {
-    __mmask16 m[4];
-    __m512 c[4];
-    for (int v = 0; v < 4; v++) { m[v] = mask16(cols - 16 * v); c[v] = _mm512_setzero_ps(); }
-    for (int k = 0; k < K; k++) {
-        const float* b = B + (size_t)k * ldb;
-        const __m512 a = _mm512_set1_ps(A[k]);
-        for (int v = 0; v < 4; v++) c[v] = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(m[v], b + 16 * v), c[v]);
-    }
-    for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(C + 16 * v, m[v], c[v]);
-}
-
 #define BLOCK_CASES(R) \
     switch (nv) {   /* constant R and NV per case: the blocks unroll */ \
         case 4: blockrxv(K, a, lda, b, ldb, c, ldc, cols, R, 4); break; \
@@ -110,7 +97,8 @@ static AVX512 void block1x64(int K, const float* A, const float* B, int ldb, flo
     }
 
 // Rows in blocks of 6 (24 accumulators: 10 loads per 24 FMAs against 8 per 16 for blocks of 4), as
-// many as leave a multiple of 4 for blocks of 4 (M = 32: 4 × 6 + 2 × 4), then single rows. Against
+// many as leave a multiple of 4 for blocks of 4 (M = 32: 4 × 6 + 2 × 4), then one block of the 1–3
+// rows left (M = 49: 7 × 6 + 4 + 3). Against
 // blocks of 4 only, one thread, the Winograd shapes of WRN-10-2: 0.98–1.18× (scripts/gemm_isa_ab.sh's
 // shapes, in-process A/B, 2026-11-29).
 static AVX512 void sgemm_invariant_avx512(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
@@ -122,7 +110,10 @@ static AVX512 void sgemm_invariant_avx512(int M, int N, int K, const float* A, i
         int i = 0;
         for (; i < 6 * k6; i += 6) { const float* a = A + (size_t)i * lda; float* c = C + (size_t)i * ldc + j; BLOCK_CASES(6) }
         for (; i + 4 <= M; i += 4) { const float* a = A + (size_t)i * lda; float* c = C + (size_t)i * ldc + j; BLOCK_CASES(4) }
-        for (; i < M; i++) block1x64(K, A + (size_t)i * lda, B + j, ldb, C + (size_t)i * ldc + j, cols);
+        if (i < M) {   // 1–3 rows left: one block of them
+            const float* a = A + (size_t)i * lda; float* c = C + (size_t)i * ldc + j;
+            switch (M - i) { case 3: BLOCK_CASES(3) break; case 2: BLOCK_CASES(2) break; default: BLOCK_CASES(1) break; }
+        }
     }
 }
 
