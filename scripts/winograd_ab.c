@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
         size_t gs = jem_winograd_wgrad_workspace(C, OC, H, W, 2), go = old_winograd_wgrad_workspace(C, OC, H, W, 2);
         float* wk = calloc(ws > gs ? ws : gs, 4), *wk2 = calloc(wo > go ? wo : go, 4);
         float* y1 = malloc((size_t)N*OC*H*W*4), *y2 = malloc((size_t)N*OC*H*W*4);
+        const int bad0 = bad; bad = 0;
         for (int act = 0; act < 2; act++) {
             jem_conv3x3_winograd_forward_act(y1, x, w, b, N, C, H, W, OC, wk, act, 0.2f);
             old_conv3x3_winograd_forward_act(y2, x, w, b, N, C, H, W, OC, wk2, act, 0.2f);
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
         old_conv3x3_winograd_backward_weight(g2, dy, x, N, C, H, W, OC, wk2);
         bad |= cmp("dweight", g1, g2, (size_t)OC*C*9);
         printf("threads %d shape N%d C%d %dx%d OC%d: %s\n", th, N, C, H, W, OC, bad ? "DIFF" : "same");
+        bad |= bad0;
     }}
 timing:
     if (argc > 1) {  // timing: forward (+LeakyReLU), input gradient, weight gradient; old and new alternating
