@@ -119,7 +119,9 @@ def main():
 
     def child(cmd, path):
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        # robust-eval's progress lines (every ~10 s) go to a log beside the state, to follow a long run.
+        with open(os.path.join(sd, "robust_eval.log"), "a") as log:
+            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
         if p.returncode != 0:
             raise SystemExit(f"robust-eval failed: {' '.join(cmd)}\n{p.stdout}")
         rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
