@@ -37,18 +37,25 @@ public final class Conv2d {
     }
 
     /// The convolution of a checked (N, C, H, W) input, untaped; `bias: false` leaves the bias out
-    /// (the tangent pass of a Hessian–vector product).
-    func forward(_ x: Tensor, bias withBias: Bool) -> Tensor {
+    /// (the tangent pass of a Hessian–vector product); `leakyReLU: slope` applies a LeakyReLU in the
+    /// kernel's epilogue (the same bits as a separate `leakyReLU` of the output).
+    func forward(_ x: Tensor, bias withBias: Bool, leakyReLU slope: Float? = nil) -> Tensor {
         let s = x.shape, (oh, ow) = outputSize(s[2], s[3]), k = Int32(kernelSize)
         let out = Tensor(uninitialized: [s[0], outputChannels, oh, ow])   // written in full by the kernel
         let work = Tensor(uninitialized: [workspace(oh, ow)])
-        jem_conv2d_forward(out.data, x.data, weight.value.data, withBias ? bias?.value.data : nil,
-                           Int32(s[0]), Int32(s[1]), Int32(s[2]), Int32(s[3]), Int32(outputChannels), k, k,
-                           Int32(stride), Int32(padding), Int32(oh), Int32(ow), work.data)
+        jem_conv2d_forward_act(out.data, x.data, weight.value.data, withBias ? bias?.value.data : nil,
+                               Int32(s[0]), Int32(s[1]), Int32(s[2]), Int32(s[3]), Int32(outputChannels), k, k,
+                               Int32(stride), Int32(padding), Int32(oh), Int32(ow), work.data, slope == nil ? 0 : 1, slope ?? 0)
         return out
     }
 
-    public func callAsFunction(_ x: Variable, tape: Tape?) throws -> Variable {
+    /// The convolution, recorded on `tape`; with `leakyReLU: slope` (≥ 0) followed by a LeakyReLU fused
+    /// into the kernel (one pass less over the output; its gradient rule reads the sign of the output,
+    /// which a non-negative slope keeps).
+    public func callAsFunction(_ x: Variable, leakyReLU slope: Float? = nil, tape: Tape?) throws -> Variable {
+        if let slope, !(slope >= 0) {   // a negative slope flips signs: unfused
+            return leakyReLU(try self(x, tape: tape), slope: slope, tape: tape)
+        }
         let s = x.shape
         guard s.count == 4, s[1] == inputChannels else {
             throw JEMError.shapeMismatch(what: weight.name + " input", expected: [-1, inputChannels, -1, -1], found: s)
@@ -59,11 +66,16 @@ public final class Conv2d {
             throw JEMError.invalidArgument("\(weight.name): input \(h)×\(w) is too small for a \(kernelSize)×\(kernelSize) kernel")
         }
         let oc = outputChannels, k = kernelSize, st = stride, pad = padding
-        let y = Variable(forward(x.value, bias: true), requiresGrad: needsGrad(tape, x))
+        let y = Variable(forward(x.value, bias: true, leakyReLU: slope), requiresGrad: needsGrad(tape, x))
         if let tape, y.requiresGrad {
             let weight = self.weight, bias = self.bias
             tape.record {
-                guard let dy = y.grad else { return }
+                guard var dy = y.grad else { return }
+                if let slope {   // through the fused LeakyReLU: y > 0 exactly where its input is
+                    let dz = Tensor(uninitialized: dy.shape)
+                    jem_leaky_relu_backward(dz.data, dy.data, y.value.data, slope, dz.count)
+                    dy = dz
+                }
                 let work = Tensor(uninitialized: [self.workspace(oh, ow)])
                 if tape.parameterGradients {
                     jem_conv2d_backward_weight(weight.grad.data, bias?.grad.data, dy.data, x.value.data,

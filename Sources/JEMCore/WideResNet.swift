@@ -101,9 +101,13 @@ final class WideBasic {
     func callAsFunction(_ x: Variable, leak: Float, training: Bool, tape: Tape?) throws -> Variable {
         var out = x
         if let bn1 { out = try bn1(out, training: training, tape: tape) }
-        out = try conv1(leakyReLU(out, slope: leak, tape: tape), tape: tape)
-        if let bn2 { out = try bn2(out, training: training, tape: tape) }
-        out = try conv2(leakyReLU(out, slope: leak, tape: tape), tape: tape)
+        out = leakyReLU(out, slope: leak, tape: tape)
+        if let bn2 {
+            out = leakyReLU(try bn2(try conv1(out, tape: tape), training: training, tape: tape), slope: leak, tape: tape)
+        } else {
+            out = try conv1(out, leakyReLU: leak, tape: tape)   // in the convolution's epilogue
+        }
+        out = try conv2(out, tape: tape)
         let skip = try shortcut.map { try $0(x, tape: tape) } ?? x
         return try add(out, skip, tape: tape)
     }

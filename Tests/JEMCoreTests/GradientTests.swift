@@ -41,6 +41,39 @@ final class GradientTests: XCTestCase {
         try check("conv k3 s2, 8 → 16 channels", input: [2, 8, 7, 5], params: conv.parameters) { try conv($0, tape: $1) }
     }
 
+    /// A LeakyReLU fused into the convolution (the Wide-ResNet's conv1 without batch norm) gives the
+    /// bits of the separate convolution and LeakyReLU: output, input gradient and parameter gradients,
+    /// on the im2col, Winograd and direct stride-2 paths, for a LeakyReLU, a ReLU and (unfused) a
+    /// negative slope.
+    func testConvolutionWithFusedLeakyReLUMatchesSeparateOps() throws {
+        var rng = SeededRandom(seed: 12)
+        for (c, oc, k, s, p, hw) in [(3, 4, 3, 1, 1, 7), (16, 16, 3, 1, 1, 14), (8, 16, 3, 2, 1, 9), (4, 6, 1, 1, 0, 5)] {
+            let conv = Conv2d(name: "c", inputChannels: c, outputChannels: oc, kernelSize: k, stride: s, padding: p)
+            conv.initialize(&rng)
+            let x = randomTensor([3, c, hw, hw], &rng)
+            for slope: Float in [0.2, 0, -0.5] {
+                func run(fused: Bool) throws -> (y: Tensor, dx: Tensor, grads: [Tensor]) {
+                    for q in conv.parameters { q.zeroGrad() }
+                    let tape = Tape(parameterGradients: true), xv = Variable(x, requiresGrad: true)
+                    let y = fused ? try conv(xv, leakyReLU: slope, tape: tape) : leakyReLU(try conv(xv, tape: tape), slope: slope, tape: tape)
+                    var r = SeededRandom(seed: 13)
+                    try tape.backward(from: y, seed: randomTensor(y.shape, &r))
+                    return (y.value, xv.grad!, conv.parameters.map { $0.grad.copy() })
+                }
+                let a = try run(fused: true), b = try run(fused: false)
+                let what = "conv \(c)→\(oc) k\(k) s\(s) \(hw)×\(hw), slope \(slope)"
+                XCTAssertEqual(a.y.array.map(\.bitPattern), b.y.array.map(\.bitPattern), "\(what): output")
+                XCTAssertEqual(a.dx.array.map(\.bitPattern), b.dx.array.map(\.bitPattern), "\(what): input gradient")
+                for (g, h) in zip(a.grads, b.grads) { XCTAssertEqual(g.array.map(\.bitPattern), h.array.map(\.bitPattern), "\(what): parameter gradient") }
+            }
+        }
+        // Finite differences of the input (those of the parameters move outputs across the kink at 0;
+        // the bitwise equality above ties them to the separately checked rules).
+        let conv = Conv2d(name: "c", inputChannels: 3, outputChannels: 4, kernelSize: 3, stride: 1, padding: 1)
+        conv.initialize(&rng)
+        try check("conv + fused LeakyReLU", input: [2, 3, 6, 5]) { try conv($0, leakyReLU: 0.2, tape: $1) }
+    }
+
     func testLinearGradients() throws {
         var rng = SeededRandom(seed: 4)
         let lin = Linear(name: "l", inputFeatures: 6, outputFeatures: 3)
