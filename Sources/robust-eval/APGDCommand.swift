@@ -14,7 +14,7 @@ struct APGDCommand: ParsableCommand {
     @OptionGroup var threat: ThreatOptions
     @Option(name: .long, parsing: .unconditional, help: "Steps (default 100).") var steps: Int = 100
     @Option(name: .long, parsing: .unconditional, help: "Restarts (only on points still robust).") var restarts: Int = 1
-    @Option(name: .long, help: "Loss: ce or dlr.") var loss: APGDLoss = .ce
+    @Option(name: .long, help: "Loss: ce, dlr, or dlr-targeted (the same as --targeted: APGD-T).") var loss: APGDLoss = .ce
     @Flag(name: .long, help: "Targeted DLR over the top wrong classes (APGD-T).") var targeted = false
     @Option(name: .long, parsing: .unconditional, help: "Target classes for --targeted (default 9, at most classes − 1).") var nTargetClasses: Int?
     @Option(name: .long, parsing: .unconditional, help: "EOT draws per gradient (for randomised models).") var eot: Int = 1
@@ -28,15 +28,18 @@ struct APGDCommand: ParsableCommand {
         try Check.range(restarts, 1...1000, "--restarts")
         try Check.range(eot, 1...10_000, "--eot")
         try Check.range(nTargetClasses, 1...WRNConfig.maxClasses, "--n-target-classes")
-        if targeted && loss == .ce { return }
-        if targeted { throw ValidationError("--targeted uses the targeted DLR loss; leave --loss at its default") }
-        if loss == .dlrTargeted { throw ValidationError("--loss must be ce or dlr (use --targeted for APGD-T)") }
+        if targeted && loss == .dlr {
+            throw ValidationError("--targeted uses the targeted DLR loss, not --loss dlr: give --targeted or --loss dlr-targeted")
+        }
     }
+
+    /// APGD-T, by --targeted or --loss dlr-targeted (the same attack).
+    var isTargeted: Bool { targeted || loss == .dlrTargeted }
 
     func run() throws {
         var c = AutoAttackConfig()
         c.version = .custom; c.norm = threat.norm; c.epsilon = try threat.epsilon()
-        c.attacks = [targeted ? .apgdT : (loss == .dlr ? .apgdDLR : .apgdCE)]
+        c.attacks = [isTargeted ? .apgdT : (loss == .dlr ? .apgdDLR : .apgdCE)]
         c.iterations = steps; c.restarts = restarts; c.targetClasses = nTargetClasses; c.eot = eot; c.seed = runtime.seed
         try runEnsemble(command: "apgd", config: c, model: model, input: input, output: output, shard: shard, runtime: runtime)
     }

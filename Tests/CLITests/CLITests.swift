@@ -228,6 +228,14 @@ final class CLIAutoAttackTests: XCTestCase {
             let r = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: j))) as! [String: Any]
             XCTAssertEqual((r["per_attack"] as! [[String: Any]]).map { $0["name"] as! String }, [cmd == "apgd" ? "apgd-t" : "square"])
         }
+        // --loss dlr-targeted (a listed value) is APGD-T too, with the same result; --targeted with --loss dlr is refused.
+        let jt = d + "/apgd-loss.json"
+        try APGDCommand.parse(["--model", a, "--limit", "4", "--json", jt, "--no-checks", "--steps", "2", "--loss", "dlr-targeted", "--n-target-classes", "1"]).run()
+        let rt = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: jt))) as! [String: Any]
+        let r0 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: d + "/apgd.json"))) as! [String: Any]
+        XCTAssertEqual((rt["per_attack"] as! [[String: Any]]).map { $0["name"] as! String }, ["apgd-t"])
+        XCTAssertEqual(rt["robust_accuracy"] as! Double, r0["robust_accuracy"] as! Double)
+        assertFails(try APGDCommand.parse(["--model", a, "--targeted", "--loss", "dlr"]).run(), "--targeted uses the targeted DLR loss")
         // Unwritable outputs are refused before any work.
         assertFails(try AutoAttackCommand.parse(["--model", a, "--json", "/nonexistent-dir/x.json"] + common).run(), "/nonexistent-dir")
     }
