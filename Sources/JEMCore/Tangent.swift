@@ -27,6 +27,16 @@ extension WideResNet {
         return (y, out)
     }
 
+    /// A conv followed by a LeakyReLU, the primal with the LeakyReLU in the conv's epilogue (as in
+    /// the plain forward pass); the tangent's slopes come from the sign of the primal output, which a
+    /// non-negative slope keeps.
+    private func convLReLUPair(_ c: Conv2d, _ x: Variable, _ t: Tensor, _ tape: Tape?) throws -> (Variable, Tensor) {
+        guard config.leak >= 0 else { let (y, ct) = try convPair(c, x, t, tape); return lreluPair(y, ct, tape) }
+        let y = try c(x, leakyReLU: config.leak, tape: tape), ct = c.forward(t, bias: false), out = Tensor(uninitialized: ct.shape)
+        jem_leaky_relu_backward(out.data, ct.data, y.value.data, config.leak, ct.count)
+        return (y, out)
+    }
+
     /// The forward pass (recorded on `tape` if given) beside its tangent: logits and J(x)·u.
     private func tangentForward(_ x: Variable, _ u: Tensor, tape: Tape?) throws -> (logits: Variable, tangent: Tensor) {
         guard u.shape == x.shape else { throw JEMError.shapeMismatch(what: "tangent", expected: x.shape, found: u.shape) }
@@ -39,9 +49,13 @@ extension WideResNet {
             let (x0, t0) = (h, t)
             var (a, ta) = try bnPair(b.bn1, h, t, tape)
             (a, ta) = lreluPair(a, ta, tape)
-            (a, ta) = try convPair(b.conv1, a, ta, tape)
-            (a, ta) = try bnPair(b.bn2, a, ta, tape)
-            (a, ta) = lreluPair(a, ta, tape)
+            if b.bn2 == nil {
+                (a, ta) = try convLReLUPair(b.conv1, a, ta, tape)
+            } else {
+                (a, ta) = try convPair(b.conv1, a, ta, tape)
+                (a, ta) = try bnPair(b.bn2, a, ta, tape)
+                (a, ta) = lreluPair(a, ta, tape)
+            }
             (a, ta) = try convPair(b.conv2, a, ta, tape)
             let (sx, st) = try b.shortcut.map { try convPair($0, x0, t0, tape) } ?? (x0, t0)
             h = try add(a, sx, tape: tape)
