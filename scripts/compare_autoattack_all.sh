@@ -2,7 +2,8 @@
 # The AutoAttack peer comparison on the bundled models (first 500 test images, 2 threads), one
 # configuration after another; a configuration whose JSON exists is skipped, so re-running resumes.
 # Results: docs/results/autoattack_compare_<model>_<norm>.json. Needs scripts/setup_torch_venv.sh
-# and a release build.
+# and a release build. Both tools report wall-clock seconds per attack: a run that was paused (SIGSTOP)
+# or shared the cores with other work keeps valid robust accuracies but not valid speed ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-500}
