@@ -8,11 +8,10 @@ cd "$(dirname "$0")/.."
 REV=${1:-HEAD~1}
 D=$(mktemp -d); trap 'rm -rf "$D"' EXIT
 . scripts/kernel_ab_lib.sh
-k=Sources/CJEMKernels
 # The old revision's conv2d.c, preceded by its conv_direct.c where it has one, symbols renamed.
-{ git show "$REV:$k/conv_direct.c" 2>/dev/null || true; git show "$REV:$k/conv2d.c"; } \
-  | sed -e 's/jem_conv2d_/old_conv2d_/g; 0,/#include <string.h>/s//#include <string.h>\nvoid old_conv2d_forward_act(float*, const float*, const float*, const float*, int, int, int, int, int, int, int, int, int, int, int, float*, int, float);/' > "$D/ab.old.c"
-kernel_build "$D/ab" scripts/conv_s2_ab.c "$D/ab.old.c" $k/conv2d.c $k/conv_direct.c $k/winograd.c $k/runtime.c $k/gemm_invariant.c
+kernel_ab_build "$REV" "conv_direct.c conv2d.c" \
+  's/jem_conv2d_/old_conv2d_/g; 0,/#include <string.h>/s//#include <string.h>\nvoid old_conv2d_forward_act(float*, const float*, const float*, const float*, int, int, int, int, int, int, int, int, int, int, int, float*, int, float);/' \
+  scripts/conv_s2_ab.c "$D/ab" conv2d.c conv_direct.c winograd.c runtime.c gemm_invariant.c
 echo "| layer | pass | $REV ms | new ms | speed-up | outputs |"
 echo "|---|---|---:|---:|---:|---|"
 "$D/ab"

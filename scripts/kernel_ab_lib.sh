@@ -11,12 +11,14 @@ kernel_build() {
     export LD_LIBRARY_PATH=$ompl OPENBLAS_NUM_THREADS=1
 }
 
-# kernel_ab_build REV FILE SED HARNESS OUT KERNEL.c ...: the harness, kernel file FILE at revision
-# REV (its symbols renamed by the sed script, so both versions link side by side) and the working
-# tree's kernels (FILE, KERNEL.c under Sources/CJEMKernels).
+# kernel_ab_build REV FILES SED HARNESS OUT KERNEL.c ...: the harness, the kernel files FILES (one, or
+# several separated by spaces, concatenated in that order; a file REV does not have is left out) at
+# revision REV (their symbols renamed by the sed script, so both versions link side by side) and the
+# working tree's kernels (KERNEL.c under Sources/CJEMKernels).
 kernel_ab_build() {
-    local rev=$1 file=$2 sedscript=$3 harness=$4 out=$5 k=Sources/CJEMKernels src=(); shift 5
-    git show "$rev:$k/$file" | sed -e "$sedscript" > "$out.old.c"
+    local rev=$1 files=$2 sedscript=$3 harness=$4 out=$5 k=Sources/CJEMKernels src=() f; shift 5
+    for f in $files; do git show "$rev:$k/$f" 2>/dev/null || true; done | sed -e "$sedscript" > "$out.old.c"
+    [ -s "$out.old.c" ] || { echo "kernel_ab_build: none of '$files' exists at $rev" >&2; return 1; }
     for f in "$@"; do src+=("$k/$f"); done
     kernel_build "$out" "$harness" "$out.old.c" "${src[@]}"
 }

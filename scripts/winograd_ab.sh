@@ -13,7 +13,7 @@ kernel_ab_build "$REV" winograd.c \
   's/jem_conv3x3_winograd_/old_conv3x3_winograd_/g; s/jem_winograd_/old_winograd_/g; 0,/#include <string.h>/s//#include <string.h>\nvoid old_conv3x3_winograd_forward_act(float*, const float*, const float*, const float*, int, int, int, int, int, float*, int, float);/' \
   scripts/winograd_ab.c "$D/ab" winograd.c runtime.c gemm_invariant.c
 echo "$REV vs working tree, bitwise:"
-"$D/ab" | sed 's/^/  /'
+"$D/ab" | sed 's/^/  /' || echo "  (outputs differ: expected for a change of summation order; the timings follow)"
 echo "| layer | pass | $REV ms | new ms | speed-up |"
 echo "|---|---|---:|---:|---:|"
 for sh in "32 28" "64 14" "128 7"; do "$D/ab" $sh "$T"; done

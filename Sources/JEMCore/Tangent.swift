@@ -28,10 +28,9 @@ extension WideResNet {
     }
 
     /// A conv followed by a LeakyReLU, the primal with the LeakyReLU in the conv's epilogue (as in
-    /// the plain forward pass); the tangent's slopes come from the sign of the primal output, which a
-    /// non-negative slope keeps.
+    /// the plain forward pass); the tangent's slopes come from the sign of the primal output, which the
+    /// slope keeps (`WRNConfig.validate` holds it in [0, 1]).
     private func convLReLUPair(_ c: Conv2d, _ x: Variable, _ t: Tensor, _ tape: Tape?) throws -> (Variable, Tensor) {
-        guard config.leak >= 0 else { let (y, ct) = try convPair(c, x, t, tape); return lreluPair(y, ct, tape) }
         let y = try c(x, leakyReLU: config.leak, tape: tape), ct = c.forward(t, bias: false), out = Tensor(uninitialized: ct.shape)
         jem_leaky_relu_backward(out.data, ct.data, y.value.data, config.leak, ct.count)
         return (y, out)
