@@ -27,7 +27,17 @@ void jem_runtime_init(int threads) {
     kmp_set_blocktime(0);
 }
 
-int jem_num_threads(void) { return g_threads; }
+// A thread that runs its own share of a batch (Runtime.splitRows) runs the kernels with its own
+// thread count (1): its OpenMP regions and workspace sizes follow it, the process's other threads
+// keep the configured count.
+static _Thread_local int tl_threads = 0;
+
+int jem_num_threads(void) { return tl_threads > 0 ? tl_threads : g_threads; }
+
+void jem_set_thread_threads(int threads) {
+    tl_threads = threads > 0 ? threads : 0;
+    omp_set_num_threads(tl_threads > 0 ? tl_threads : g_threads);
+}
 
 static int batch_invariant = 0;
 void jem_set_batch_invariant(int on) { batch_invariant = on != 0; }

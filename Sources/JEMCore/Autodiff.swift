@@ -54,8 +54,29 @@ public final class Tape {
     /// attacks).
     public let parameterGradients: Bool
     private var rules: [() -> Void] = []
+    /// Private parameter-gradient buffers (one share of a split batch), keyed by parameter.
+    private var privateGradients: [ObjectIdentifier: (Parameter, Tensor)] = [:]
 
     public init(parameterGradients: Bool) { self.parameterGradients = parameterGradients }
+
+    /// A training tape whose rules add the gradients of `parameters` into zeroed buffers of its
+    /// own instead of their `grad`, so shares of a batch can run backward at the same time;
+    /// `addPrivateGradients` then adds them in.
+    public init(privateGradientsFor parameters: [Parameter]) {
+        parameterGradients = true
+        for p in parameters { privateGradients[ObjectIdentifier(p)] = (p, Tensor(shape: p.grad.shape)) }
+    }
+
+    /// Where this tape's rules add the gradient of `p`.
+    func gradient(_ p: Parameter) -> Tensor { privateGradients[ObjectIdentifier(p)]?.1 ?? p.grad }
+
+    /// Adds the private buffers into the parameters' gradients (in the parameters' order).
+    func addPrivateGradients(_ parameters: [Parameter]) {
+        for p in parameters {
+            guard let g = privateGradients[ObjectIdentifier(p)]?.1 else { continue }
+            jem_axpy(p.grad.data, g.data, 1, g.count)
+        }
+    }
 
     func record(_ rule: @escaping () -> Void) { rules.append(rule) }
 

@@ -78,7 +78,7 @@ public final class Conv2d {
                 }
                 let work = Tensor(uninitialized: [self.workspace(oh, ow)])
                 if tape.parameterGradients {
-                    jem_conv2d_backward_weight(weight.grad.data, bias?.grad.data, dy.data, x.value.data,
+                    jem_conv2d_backward_weight(tape.gradient(weight).data, bias.map { tape.gradient($0).data }, dy.data, x.value.data,
                                                Int32(n), Int32(c), Int32(h), Int32(w), Int32(oc), Int32(k), Int32(k),
                                                Int32(st), Int32(pad), Int32(oh), Int32(ow), work.data)
                 }

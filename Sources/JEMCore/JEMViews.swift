@@ -15,18 +15,48 @@ public protocol Network: AnyObject {
     /// E.g. "wrn-10-2" or "onnx: resnet18.onnx (54 nodes)".
     var architectureName: String { get }
     var parameterCount: Int { get }
+    // One share of a batch, on the calling thread: the implementations. Callers use `logits`,
+    // `inputGradient`, `logDensityHVP` and `features` (below), which split a batch into one share
+    // per core (BatchShares.swift).
     /// Logits (N, K) of pixels x (N, C, H, W) in [0, 1], no gradient work.
-    func logits(_ x: Tensor) throws -> Tensor
+    func shareLogits(_ x: Tensor) throws -> Tensor
+    /// The logits and the gradient with respect to the input of a scalar function of the logits,
+    /// `seed` mapping the logits to d(objective)/d(logits). No weight-gradient work is done.
+    func shareInputGradient(_ x: Tensor, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor)
+    /// Hessian–vector product of Σₙ logsumexp f(xₙ) with respect to x, applied to u (per example).
+    func shareLogDensityHVP(_ x: Tensor, _ u: Tensor) throws -> Tensor
+    /// The penultimate layer (N, D): what the final linear layer maps to the logits.
+    func shareFeatures(_ x: Tensor) throws -> Tensor
+}
+
+extension Network {
+    /// Logits (N, K) of pixels x (N, C, H, W) in [0, 1], no gradient work.
+    public func logits(_ x: Tensor) throws -> Tensor {
+        try Runtime.concatShares(x) { part, _ in try shareLogits(part) }
+    }
+
     /// The gradient with respect to the input of a scalar function of the logits.
     /// - Parameters:
-    ///   - seed: given the logits, returns d(objective)/d(logits), (N, K).
+    ///   - seed: given the logits of the whole batch, returns d(objective)/d(logits), (N, K).
     /// - Returns: the logits and d(objective)/dx, (N, C, H, W). No weight-gradient work is done.
-    func inputGradient(_ x: Tensor, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor)
+    public func inputGradient(_ x: Tensor, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
+        let parts = try Runtime.seededShares(x, seed: seed) { _, part, seed in try shareInputGradient(part, seed: seed) }
+        if parts.count == 1 { return parts[0] }
+        return (try Tensor.concat(parts.map(\.logits)), try Tensor.concat(parts.map(\.gradient)))
+    }
+
     /// Hessian–vector product of Σₙ logsumexp f(xₙ) with respect to x, applied to u (per example).
-    func logDensityHVP(_ x: Tensor, _ u: Tensor) throws -> Tensor
+    public func logDensityHVP(_ x: Tensor, _ u: Tensor) throws -> Tensor {
+        guard u.shape == x.shape else { throw JEMError.shapeMismatch(what: "Hessian–vector product direction", expected: x.shape, found: u.shape) }
+        let n = x.shape.first ?? 0
+        return try Runtime.concatShares(x) { part, r in try shareLogDensityHVP(part, r.count == n ? u : u.rows(r.lowerBound, r.count)) }
+    }
+
     /// The penultimate layer (N, D): what the final linear layer maps to the logits, the feature
     /// space of the domain FID.
-    func features(_ x: Tensor) throws -> Tensor
+    public func features(_ x: Tensor) throws -> Tensor {
+        try Runtime.concatShares(x) { part, _ in try shareFeatures(part) }
+    }
 }
 
 extension WideResNet: Network {
@@ -35,30 +65,41 @@ extension WideResNet: Network {
     public var inputScale: [Float] { config.inputStd }
     public var architectureName: String { config.archName }
 
-    /// Logits of a batch, no gradient work.
-    public func logits(_ x: Tensor) throws -> Tensor {
+    public func shareLogits(_ x: Tensor) throws -> Tensor {
         try forward(Variable(x), training: false, tape: nil).value
     }
 
     /// The pooled features (N, 64k) that `class_output` maps to the logits.
-    public func features(_ x: Tensor) throws -> Tensor {
+    public func shareFeatures(_ x: Tensor) throws -> Tensor {
         try pooledFeatures(Variable(x), training: false, tape: nil).value
     }
 
-    public func inputGradient(_ x: Tensor, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
-        let tape = Tape(parameterGradients: false)
+    public func shareInputGradient(_ x: Tensor, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
         let input = Variable(x, requiresGrad: true)
-        let out = try forward(input, training: false, tape: tape)
-        let dlogits = try seed(out.value)
-        try tape.backward(from: out, seed: dlogits)
-        return (out.value, input.grad ?? Tensor(shape: x.shape))
+        let logits = try pass(input, training: false, tape: Tape(parameterGradients: false), seed: seed)
+        return (logits, input.grad ?? Tensor(shape: x.shape))
     }
 
     /// One training pass: forward in the given mode, seed from the logits, backward into the
-    /// parameter gradients (which the caller zeroes). Returns the logits.
+    /// parameter gradients (which the caller zeroes). Returns the logits. The batch runs as one
+    /// share per core unless batch norm in training mode needs its statistics over the whole batch;
+    /// the shares after the first add into private buffers, added in afterwards in share order.
     public func accumulateParameterGradients(_ x: Tensor, training: Bool, seed: (Tensor) throws -> Tensor) throws -> Tensor {
-        let tape = Tape(parameterGradients: true)
-        let out = try forward(Variable(x), training: training, tape: tape)
+        if training && config.norm == .batch {
+            return try pass(Variable(x), training: true, tape: Tape(parameterGradients: true), seed: seed)
+        }
+        let params = trainableParameters
+        let parts = try Runtime.seededShares(x, seed: seed) { i, part, seed -> (Tensor, Tape) in
+            let tape = i == 0 ? Tape(parameterGradients: true) : Tape(privateGradientsFor: params)
+            return (try pass(Variable(part), training: training, tape: tape, seed: seed), tape)
+        }
+        for (_, tape) in parts.dropFirst() { tape.addPrivateGradients(params) }
+        return parts.count == 1 ? parts[0].0 : try Tensor.concat(parts.map(\.0))
+    }
+
+    /// Forward on `tape`, the seed from the logits, backward; returns the logits.
+    private func pass(_ input: Variable, training: Bool, tape: Tape, seed: (Tensor) throws -> Tensor) throws -> Tensor {
+        let out = try forward(input, training: training, tape: tape)
         try tape.backward(from: out, seed: try seed(out.value))
         return out.value
     }

@@ -35,7 +35,7 @@ public final class Linear {
                 guard let dy = y.grad else { return }
                 let dx = x.requiresGrad ? Tensor(shape: [n, fin]) : nil
                 let p = tape.parameterGradients
-                jem_linear_backward(dx?.data, p ? weight.grad.data : nil, p ? bias.grad.data : nil,
+                jem_linear_backward(dx?.data, p ? tape.gradient(weight).data : nil, p ? tape.gradient(bias).data : nil,
                                     dy.data, x.value.data, weight.value.data, Int32(n), Int32(fin), Int32(fout))
                 if let dx { x.accumulate(dx) }
             }

@@ -39,7 +39,7 @@ public final class BatchNorm2d {
                     guard let dy = y.grad else { return }
                     let dx = x.requiresGrad ? Tensor(shape: s) : nil
                     let p = tape.parameterGradients
-                    jem_batchnorm_train_backward(dx?.data, p ? w.grad.data : nil, p ? b.grad.data : nil, dy.data,
+                    jem_batchnorm_train_backward(dx?.data, p ? tape.gradient(w).data : nil, p ? tape.gradient(b).data : nil, dy.data,
                                                  x.value.data, mean.data, invstd.data, w.value.data, n, c, hw)
                     if let dx { x.accumulate(dx) }
                 }
@@ -52,7 +52,7 @@ public final class BatchNorm2d {
                     guard let dy = y.grad else { return }
                     let p = tape.parameterGradients
                     let dx = x.requiresGrad ? Tensor(shape: s) : nil
-                    jem_batchnorm_eval_backward(dx?.data, p ? w.grad.data : nil, p ? b.grad.data : nil, dy.data,
+                    jem_batchnorm_eval_backward(dx?.data, p ? tape.gradient(w).data : nil, p ? tape.gradient(b).data : nil, dy.data,
                                                 x.value.data, rm.value.data, rv.value.data, w.value.data, eps, n, c, hw)
                     if let dx { x.accumulate(dx) }
                 }

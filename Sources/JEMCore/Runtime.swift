@@ -23,5 +23,4 @@ public enum Runtime {
         get { jem_batch_invariant() != 0 }
         set { jem_set_batch_invariant(newValue ? 1 : 0) }
     }
-
 }

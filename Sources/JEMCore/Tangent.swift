@@ -82,7 +82,7 @@ extension WideResNet {
     /// Hessian–vector product of Σₙ logsumexp f(xₙ) with respect to x, applied to u (per example).
     /// One recorded forward pass carries the tangent J u beside it; the backward of that same
     /// recording applies Jᵀ (three passes, not a separate JVP and a second forward).
-    public func logDensityHVP(_ x: Tensor, _ u: Tensor) throws -> Tensor {
+    public func shareLogDensityHVP(_ x: Tensor, _ u: Tensor) throws -> Tensor {
         let tape = Tape(parameterGradients: false)
         let input = Variable(x, requiresGrad: true)
         let (z, ju) = try tangentForward(input, u, tape: tape)

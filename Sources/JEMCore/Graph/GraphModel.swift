@@ -103,14 +103,14 @@ public final class GraphModel: Network {
         return v
     }
 
-    public func logits(_ x: Tensor) throws -> Tensor {
+    public func shareLogits(_ x: Tensor) throws -> Tensor {
         let p = try plan(for: x.shape)
         return try forwardValues(p, x, keep: false)[p.outputSlot]!
     }
 
     /// The input of the graph's final linear layer (Gemm or MatMul producing the logits),
     /// flattened to (N, D).
-    public func features(_ x: Tensor) throws -> Tensor {
+    public func shareFeatures(_ x: Tensor) throws -> Tensor {
         let p = try plan(for: x.shape)
         guard let last = p.steps.last, last.output == p.outputSlot, last.op is LinearOp, let input = last.inputs.first else {
             throw JEMError.invalidArgument("\(definition.path): the logits do not come from a final Gemm or MatMul, so the graph has no penultimate layer to take features from")
@@ -132,7 +132,7 @@ public final class GraphModel: Network {
         }
     }
 
-    public func inputGradient(_ x: Tensor, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
+    public func shareInputGradient(_ x: Tensor, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
         let p = try plan(for: x.shape)
         let v = try forwardValues(p, x)
         let z = v[p.outputSlot]!
@@ -172,7 +172,7 @@ public final class GraphModel: Network {
         return (v, t)
     }
 
-    public func logDensityHVP(_ x: Tensor, _ u: Tensor) throws -> Tensor {
+    public func shareLogDensityHVP(_ x: Tensor, _ u: Tensor) throws -> Tensor {
         let p = try plan(for: x.shape)
         let (v, t) = try forwardTangents(p, x, u)
         let z = v[p.outputSlot]!
