@@ -29,10 +29,12 @@ void jem_runtime_init(int threads) {
 
 // A thread that runs its own share of a batch (Runtime.splitRows) runs the kernels with its own
 // thread count (1): its OpenMP regions and workspace sizes follow it, the process's other threads
-// keep the configured count.
+// keep the configured count. A thread with its own count is inside a share and never splits again.
 static _Thread_local int tl_threads = 0;
 
 int jem_num_threads(void) { return tl_threads > 0 ? tl_threads : g_threads; }
+
+int jem_thread_in_share(void) { return tl_threads > 0; }
 
 void jem_set_thread_threads(int threads) {
     tl_threads = threads > 0 ? threads : 0;

@@ -1,8 +1,9 @@
 // BatchShares.swift: a batch split into one share of rows per core, each share's whole pass
-// (every layer, forward and backward) on its own thread with single-threaded kernels. Splitting
-// every kernel over the cores instead costs a barrier per layer and moves each layer's activations
-// between the cores' caches; on 2 cores whole-pass shares ran PGD about 14 % faster
-// (docs/PERFORMANCE.md). In batch-invariant mode an image's results are bitwise the same either way.
+// (every layer, forward and backward) on its own thread with single-threaded kernels (with fewer
+// rows than cores, each share's kernels get the cores left over). Splitting every kernel over the
+// cores instead meets the other thread at the end of every layer; on 2 cores the shares ran a
+// training iteration 1.12×, PGD-10 1.05× and SGLD-20 1.18× as fast (docs/PERFORMANCE.md).
+// In batch-invariant mode an image's results are bitwise the same either way.
 import CJEMKernels
 import Foundation
 
@@ -23,7 +24,7 @@ extension Runtime {
     /// share when one thread runs, the batch has one row, or the caller already runs in a share.
     public static func shares(rows n: Int) -> [Range<Int>] {
         let t = threads
-        guard t > 1, n > 1, splitsBatches else { return [0..<n] }
+        guard t > 1, n > 1, splitsBatches, jem_thread_in_share() == 0 else { return [0..<n] }
         let parts = min(t, n)
         return (0..<parts).map { (n * $0 / parts)..<(n * ($0 + 1) / parts) }
     }
@@ -34,7 +35,11 @@ extension Runtime {
         let shares = shares(rows: n)
         if shares.count == 1 { return [try body(0, shares[0])] }
         var results = [Result<R, Error>?](repeating: nil, count: shares.count)
-        SharePool.shared.run(shares.count) { i in results[i] = Result { try body(i, shares[i]) } }
+        // Fewer rows than threads (a small batch on a many-core machine): each share's kernels
+        // get the threads left over.
+        SharePool.shared.run(shares.count, kernelThreads: max(1, threads / shares.count)) { i in
+            results[i] = Result { try body(i, shares[i]) }
+        }
         // A share that stopped because another one failed reports that failure, not its own.
         if let real = results.lazy.compactMap({ r -> Error? in
             if case .failure(let e)? = r, !(e is ShareAbandoned) { return e } else { return nil }
@@ -118,18 +123,19 @@ private final class SeedExchange: @unchecked Sendable {
 }
 
 /// Persistent worker threads, one per share after the first (the caller runs share 0), each
-/// with single-threaded kernels. One batch at a time.
+/// share's kernels on `kernelThreads` threads. One batch at a time.
 private final class SharePool: @unchecked Sendable {
     static let shared = SharePool()
 
     private final class Worker: @unchecked Sendable {
         let start = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
         var job: (() -> Void)?
+        var kernelThreads = 1
         init() {
             let t = Thread { [unowned self] in
-                jem_set_thread_threads(1)
                 while true {
                     self.start.wait()
+                    jem_set_thread_threads(Int32(self.kernelThreads))
                     self.job?()
                     self.done.signal()
                 }
@@ -142,15 +148,16 @@ private final class SharePool: @unchecked Sendable {
     private let lock = NSLock()
     private var workers: [Worker] = []
 
-    func run(_ count: Int, _ body: (Int) -> Void) {
+    func run(_ count: Int, kernelThreads: Int, _ body: (Int) -> Void) {
         lock.lock(); defer { lock.unlock() }
         while workers.count < count - 1 { workers.append(Worker()) }
         withoutActuallyEscaping(body) { body in
             for i in 1..<count {
                 workers[i - 1].job = { body(i) }
+                workers[i - 1].kernelThreads = kernelThreads
                 workers[i - 1].start.signal()
             }
-            jem_set_thread_threads(1)
+            jem_set_thread_threads(Int32(kernelThreads))
             body(0)
             jem_set_thread_threads(0)
             for i in 1..<count {

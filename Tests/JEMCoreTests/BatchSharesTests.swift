@@ -48,6 +48,22 @@ final class BatchSharesTests: XCTestCase {
         }
     }
 
+    func testFewerRowsThanThreadsShareTheLeftoverThreads() throws {
+        Runtime.configure(threads: 4)   // 2 rows: two shares whose kernels run on 2 threads each
+        defer { Runtime.configure(threads: 2) }
+        XCTAssertEqual(Runtime.shares(rows: 2), [0..<1, 1..<2])
+        Runtime.batchInvariant = true
+        let m = try model(.none)
+        var rng = SeededRandom(seed: 8)
+        for n in [2, 5] {
+            let x = randomTensor([n, 1, 12, 12], &rng, lo: 0, hi: 1), u = randomTensor([n, 1, 12, 12], &rng)
+            let one = try views(m, x, u, split: false), two = try views(m, x, u, split: true)
+            XCTAssertEqual(two.seedCalls, [n])
+            XCTAssertEqual(two.gradient, one.gradient, "input gradient, \(n) rows on 4 threads")
+            XCTAssertEqual(two.hvp, one.hvp, "Hessian–vector product, \(n) rows on 4 threads")
+        }
+    }
+
     func testSplitTrainingPassAddsEveryShare() throws {
         for norm in NormKind.allCases {
             let m = try model(norm)

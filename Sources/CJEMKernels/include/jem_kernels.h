@@ -22,6 +22,7 @@ void jem_runtime_init(int threads);
 int jem_num_threads(void);
 // The calling thread's own kernel thread count (0: back to the process's).
 void jem_set_thread_threads(int threads);
+int jem_thread_in_share(void);
 /// Batch-invariant mode (0/1): kernel choices depend only on one image's shape, never on the batch
 /// size, so an image's outputs are bitwise the same in any batch (the attacks' determinism needs it).
 void jem_set_batch_invariant(int on);
