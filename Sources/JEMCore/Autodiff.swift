@@ -55,7 +55,7 @@ public final class Tape {
     public let parameterGradients: Bool
     private var rules: [() -> Void] = []
     /// Private parameter-gradient buffers (one share of a split batch), keyed by parameter.
-    private var privateGradients: [ObjectIdentifier: (Parameter, Tensor)] = [:]
+    private var privateGradients: [ObjectIdentifier: Tensor] = [:]
 
     public init(parameterGradients: Bool) { self.parameterGradients = parameterGradients }
 
@@ -64,16 +64,16 @@ public final class Tape {
     /// `addPrivateGradients` then adds them in.
     public init(privateGradientsFor parameters: [Parameter]) {
         parameterGradients = true
-        for p in parameters { privateGradients[ObjectIdentifier(p)] = (p, Tensor(shape: p.grad.shape)) }
+        for p in parameters { privateGradients[ObjectIdentifier(p)] = Tensor(shape: p.grad.shape) }
     }
 
     /// Where this tape's rules add the gradient of `p`.
-    func gradient(_ p: Parameter) -> Tensor { privateGradients[ObjectIdentifier(p)]?.1 ?? p.grad }
+    func gradient(_ p: Parameter) -> Tensor { privateGradients[ObjectIdentifier(p)] ?? p.grad }
 
     /// Adds the private buffers into the parameters' gradients (in the parameters' order).
     func addPrivateGradients(_ parameters: [Parameter]) {
         for p in parameters {
-            guard let g = privateGradients[ObjectIdentifier(p)]?.1 else { continue }
+            guard let g = privateGradients[ObjectIdentifier(p)] else { continue }
             jem_axpy(p.grad.data, g.data, 1, g.count)
         }
     }
