@@ -27,9 +27,10 @@ void jem_runtime_init(int threads) {
     kmp_set_blocktime(0);
 }
 
-// A thread that runs its own share of a batch (Runtime.splitRows) runs the kernels with its own
-// thread count (1): its OpenMP regions and workspace sizes follow it, the process's other threads
-// keep the configured count. A thread with its own count is inside a share and never splits again.
+// A thread that runs its own share of a batch (BatchShares.swift) runs the kernels with its own
+// thread count (1, or the threads left over when there are fewer rows than threads): its OpenMP
+// regions and workspace sizes follow it, the process's other threads keep the configured count.
+// A thread with its own count is inside a share and never splits again.
 static _Thread_local int tl_threads = 0;
 
 int jem_num_threads(void) { return tl_threads > 0 ? tl_threads : g_threads; }

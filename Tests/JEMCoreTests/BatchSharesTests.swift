@@ -95,12 +95,52 @@ final class BatchSharesTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("backward seed"), "\(error)")
         }
         XCTAssertThrowsError(try m.accumulateParameterGradients(x, training: true) { _ in throw SeedFailed() }) { XCTAssertTrue($0 is SeedFailed, "\($0)") }
-        // A share whose input the model refuses (too few channels) fails in every share.
+        // An input the model refuses (2 channels for a 1-channel model) fails in every share.
         XCTAssertThrowsError(try m.inputGradient(Tensor(shape: [4, 2, 12, 12])) { $0.copy() }) { error in
             XCTAssertTrue("\(error)".contains("input"), "\(error)")
         }
         XCTAssertThrowsError(try m.logDensityHVP(x, Tensor(shape: [3, 1, 12, 12])))
+        // One share fails before its logits while the other waits for them: the caller gets that
+        // share's error, not the waiting share's.
+        let failing = FailingShare()
+        XCTAssertThrowsError(try failing.inputGradient(Tensor.rowNumbered([4, 1, 2, 2])) { $0.copy() }) { error in
+            XCTAssertTrue(error is FailingShare.Refused, "\(error)")
+        }
+        XCTAssertEqual(failing.seen.sorted(), [0, 2], "both shares ran")
         // The workers are still there afterwards.
         XCTAssertEqual(try m.logits(x).shape, [4, 4])
+    }
+}
+
+/// A network whose second share (rows from 2 on) throws before it has logits.
+private final class FailingShare: Network, @unchecked Sendable {
+    struct Refused: Error {}
+    let lock = NSLock()
+    var seen: [Int] = []
+    var numClasses: Int { 2 }
+    var inputChannels: Int { 1 }
+    var inputScale: [Float] { [1] }
+    var architectureName: String { "failing-share" }
+    var parameterCount: Int { 0 }
+    func shareLogits(_ x: Tensor) throws -> Tensor { Tensor(shape: [x.shape[0], 2]) }
+    func shareInputGradient(_ x: Tensor, seed: (Tensor) throws -> Tensor) throws -> (logits: Tensor, gradient: Tensor) {
+        let first = Int(x[0])
+        lock.lock(); seen.append(first); lock.unlock()
+        if first > 0 { throw Refused() }
+        let z = Tensor(shape: [x.shape[0], 2])
+        _ = try seed(z)
+        return (z, Tensor(shape: x.shape))
+    }
+    func shareLogDensityHVP(_ x: Tensor, _ u: Tensor) throws -> Tensor { Tensor(shape: x.shape) }
+    func shareFeatures(_ x: Tensor) throws -> Tensor { Tensor(shape: [x.shape[0], 1]) }
+}
+
+private extension Tensor {
+    /// Row i's first value set to i (FailingShare tells its shares apart by it).
+    static func rowNumbered(_ shape: [Int]) -> Tensor {
+        let t = Tensor(shape: shape)
+        let per = t.count / shape[0]
+        for i in 0..<shape[0] { t.data[i * per] = Float(i) }
+        return t
     }
 }

@@ -20,7 +20,8 @@ extern "C" {
 /// batch themselves, so BLAS and OpenMP never oversubscribe) and makes idle OpenMP threads sleep.
 void jem_runtime_init(int threads);
 int jem_num_threads(void);
-// The calling thread's own kernel thread count (0: back to the process's).
+// The calling thread's own kernel thread count while it runs a share of a batch (0: back to the
+// process's), and whether it has one.
 void jem_set_thread_threads(int threads);
 int jem_thread_in_share(void);
 /// Batch-invariant mode (0/1): kernel choices depend only on one image's shape, never on the batch
