@@ -130,6 +130,11 @@ public struct AutoAttackState: Codable, Equatable {
     /// For each example, whether each evaluation run classified its latest point correctly (the
     /// runs that judged it; nil in a state written before this was kept).
     public var latestRunCorrect: [[Bool]]? = nil
+    /// For each attacked example, the margin (true-class logit minus the largest other, lowest over
+    /// the runs that judged it) of its final point, and the attack that found that point: a later
+    /// attack's point replaces it only with a lower margin (nil: written before this was kept).
+    public var finalMargins: [Float?]? = nil
+    public var finalBy: [String?]? = nil
 
     public var complete: Bool = false
 }
@@ -186,6 +191,9 @@ public final class AutoAttackRunner {
     /// Evaluation runs of a stochastic model: an example counts as correct only if every run
     /// classifies it correctly (the worst case over runs).
     public let evalRuns: Int
+    /// Runs that judge each attack's points (≤ evalRuns); the final point of every attacked example
+    /// then gets the remaining evalRuns − judgeRuns runs in the phase `finalRunsPhase`.
+    public let judgeRuns: Int
     public let components: [ExampleAttack]
     /// The global index of each image: random streams are keyed by it (a shard passes its slice).
     public let indices: [Int]
@@ -194,19 +202,22 @@ public final class AutoAttackRunner {
     /// - Parameters:
     ///   - resume: a saved state of this run (its fingerprint must equal `fingerprint`).
     public init(model: Classifier, config: AutoAttackConfig, images: Tensor, labels: [Int], batchSize: Int,
-                evalRuns: Int = 1, components: [ExampleAttack]? = nil, indices: [Int]? = nil, fingerprint: [String: String],
-                resume: AutoAttackState? = nil) throws {
+                evalRuns: Int = 1, judgeRuns: Int? = nil, components: [ExampleAttack]? = nil, indices: [Int]? = nil,
+                fingerprint: [String: String], resume: AutoAttackState? = nil) throws {
         guard batchSize >= 1 else { throw JEMError.invalidArgument("--batch-size must be ≥ 1, got \(batchSize)") }
         guard images.shape.count == 4, images.shape[0] == labels.count else {
             throw JEMError.invalidArgument("\(images.shape.first ?? 0) images but \(labels.count) labels")
         }
         guard !labels.isEmpty else { throw JEMError.invalidArgument("no images to attack (0 selected)") }
         guard evalRuns >= 1 else { throw JEMError.invalidArgument("--eval-runs must be ≥ 1, got \(evalRuns)") }
+        if let j = judgeRuns, !(1...evalRuns).contains(j) {
+            throw JEMError.invalidArgument("--judge-runs must be in 1...\(evalRuns) (--eval-runs), got \(j)")
+        }
         // The config's ensemble must name an attack; an explicit empty list only evaluates (a curve's ε = 0).
         if components == nil { try config.validate(classes: model.numClasses) }
         self.components = components ?? config.components(classes: model.numClasses)
         self.model = model; self.config = config; self.images = images; self.labels = labels
-        self.batchSize = batchSize; self.evalRuns = evalRuns
+        self.batchSize = batchSize; self.evalRuns = evalRuns; self.judgeRuns = judgeRuns ?? evalRuns
         self.indices = indices ?? Array(0..<labels.count)
         guard self.indices.count == labels.count else { throw JEMError.invalidArgument("\(self.indices.count) example indices for \(labels.count) images") }
         if let s = resume {
@@ -227,16 +238,41 @@ public final class AutoAttackRunner {
         }
     }
 
-    /// Predictions of `runs` evaluation runs (one for a deterministic model), run-major; `done` gets
-    /// the share of the runs finished after each one.
-    func predictions(_ x: Tensor, rng: inout RowStreams, done: (Double) -> Void = { _ in }) throws -> [[Int]] {
-        let runs = model.isStochastic ? evalRuns : 1
-        return try (0..<runs).map { r in
-            let p = try model.logits(x, rng: &rng).argmaxRows()
-            done(Double(r + 1) / Double(runs))
-            return p
-        }
+    /// Predictions of `runs` evaluation runs (default: all of a stochastic model's, one for a
+    /// deterministic one), run-major; `done` gets the share of the runs finished after each one.
+    func predictions(_ x: Tensor, runs: Int? = nil, rng: inout RowStreams, done: (Double) -> Void = { _ in }) throws -> [[Int]] {
+        try judged(x, labels: nil, runs: runs, rng: &rng, done: done).predictions
     }
+
+    /// `predictions`, and with `labels` each row's lowest margin over the runs (true-class logit
+    /// minus the largest other).
+    func judged(_ x: Tensor, labels: [Int]?, runs: Int? = nil, rng: inout RowStreams,
+                done: (Double) -> Void = { _ in }) throws -> (predictions: [[Int]], margins: [Float]) {
+        let runs = model.isStochastic ? (runs ?? evalRuns) : 1
+        let n = x.shape[0]
+        var margins = [Float](repeating: .infinity, count: n)
+        let p = try (0..<runs).map { r -> [Int] in
+            let z = try model.logits(x, rng: &rng)
+            if let labels {
+                let k = z.count / max(n, 1)
+                for i in 0..<n {
+                    let row = z.data + i * k
+                    var other = -Float.infinity
+                    for j in 0..<k where j != labels[i] { other = max(other, row[j]) }
+                    margins[i] = min(margins[i], row[labels[i]] - other)
+                }
+            }
+            done(Double(r + 1) / Double(runs))
+            return z.argmaxRows()
+        }
+        return (p, margins)
+    }
+
+    /// The name of the phase that gives the final points their remaining evaluation runs.
+    public static let finalRunsPhase = "final-runs"
+
+    /// Whether this run has a final-runs phase: a stochastic model judged by fewer runs per attack.
+    var hasFinalRuns: Bool { model.isStochastic && judgeRuns < evalRuns && !components.isEmpty }
 
     /// A stochastic model's noise for the examples `rows` (indices into this run's images).
     func modelStreams<S: Sequence>(_ rows: S, _ purpose: String) -> RowStreams where S.Element == Int {
@@ -303,11 +339,16 @@ public final class AutoAttackRunner {
                         try attack.attack(model, x, labels: y, streams: &streams, modelRng: &rng)
                     }
                 }
-                let runs = try predictions(xa, rng: &rng)
+                let (runs, margins) = try judged(xa, labels: y, runs: judgeRuns, rng: &rng)
+                if state.finalMargins == nil { state.finalMargins = Array(repeating: nil, count: n); state.finalBy = Array(repeating: nil, count: n) }
                 for (j, i) in idx.enumerated() {
+                    let wrong = runs.first(where: { $0[j] != labels[i] })
+                    // An example keeps its most adversarial point (lowest margin) as its final point.
+                    if wrong == nil, let m = state.finalMargins?[i] ?? nil, !(margins[j] < m) { continue }
                     state.adversarials[String(i)] = Data(bytes: xa.data + j * per, count: per * 4).base64EncodedString()
                     state.latestRunCorrect?[i] = runs.map { $0[j] == labels[i] }
-                    guard let wrong = runs.first(where: { $0[j] != labels[i] }) else { continue }
+                    state.finalMargins?[i] = margins[j]; state.finalBy?[i] = attack.name
+                    guard let wrong else { continue }
                     state.robust[i] = false
                     state.brokenBy[i] = attack.name
                     state.adversarialPredictions[i] = wrong[j]
@@ -322,6 +363,7 @@ public final class AutoAttackRunner {
             state.pending = []; state.position = 0; state.currentSeconds = 0
             try checkpoint(state)
         }
+        if hasFinalRuns && state.finished.count == components.count { try finalRuns(progress: progress, checkpoint: checkpoint) }
         if state.robustRunAccuracies.isEmpty {
             // Accuracy per evaluation run on the final points: the runs that judged each example's
             // final point (its clean image, or the last attack's point) are these runs, so a robust
@@ -339,8 +381,43 @@ public final class AutoAttackRunner {
         return try result()
     }
 
-    /// The result held by the state (complete or not).
-    public func result() throws -> AutoAttackResult {
+    /// The remaining evaluation runs on the final point of every example that entered the attacks:
+    /// a robust example is broken if any of them misclassifies it (credited to the attack that found
+    /// the point). Afterwards every final point has been judged by all `evalRuns` runs.
+    func finalRuns(progress: (String, Int, Int, Int) -> Void, checkpoint: (AutoAttackState) throws -> Void) throws {
+        let n = labels.count, phase = AutoAttackRunner.finalRunsPhase
+        guard let latest = state.latestRunCorrect, let by = state.finalBy, latest.count == n, by.count == n else {
+            throw JEMError.invalidArgument("--state was written by an earlier version of robust-eval (no final points); run again without it")
+        }
+        if state.position == 0 && state.pending.isEmpty { state.pending = (0..<n).filter { latest[$0].count < evalRuns } }
+        let points = try finalPoints()
+        var broken = (state.finished.last?.robust ?? 0) - state.robust.filter { $0 }.count
+        progress(phase, state.position, state.pending.count, broken)
+        while state.position < state.pending.count {
+            let t0 = Date()
+            let idx = Array(state.pending[state.position..<min(state.position + batchSize, state.pending.count)])
+            var rng = modelStreams(idx, phase)
+            let runs = try predictions(points.gather(rows: idx), runs: evalRuns - judgeRuns, rng: &rng)
+            for (j, i) in idx.enumerated() {
+                state.latestRunCorrect?[i] += runs.map { $0[j] == labels[i] }
+                guard state.robust[i], let wrong = runs.first(where: { $0[j] != labels[i] }) else { continue }
+                state.robust[i] = false
+                state.brokenBy[i] = by[i]
+                state.adversarialPredictions[i] = wrong[j]
+                broken += 1
+            }
+            state.position += idx.count
+            state.currentSeconds += Date().timeIntervalSince(t0)
+            try checkpoint(state)
+            progress(phase, state.position, state.pending.count, broken)
+        }
+        state.finished.append(.init(name: phase, robust: state.robust.filter { $0 }.count, seconds: state.currentSeconds))
+        state.pending = []; state.position = 0; state.currentSeconds = 0
+        try checkpoint(state)
+    }
+
+    /// The final points held by the state: the clean image where no attack has run.
+    func finalPoints() throws -> Tensor {
         let n = labels.count, per = images.count / n
         let adv = images.copy()
         for (k, v) in state.adversarials {
@@ -349,6 +426,12 @@ public final class AutoAttackRunner {
             }
             d.withUnsafeBytes { (adv.data + i * per).update(from: $0.bindMemory(to: Float.self).baseAddress!, count: per) }
         }
+        return adv
+    }
+
+    /// The result held by the state (complete or not).
+    public func result() throws -> AutoAttackResult {
+        let adv = try finalPoints()
         return AutoAttackResult(labels: labels, cleanPredictions: state.cleanPredictions, brokenBy: state.brokenBy,
                                 adversarialPredictions: state.adversarialPredictions, perAttack: state.finished, adversarials: adv,
                                 cleanRunAccuracies: state.cleanRunAccuracies, robustRunAccuracies: state.robustRunAccuracies,

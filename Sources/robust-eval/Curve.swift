@@ -99,8 +99,8 @@ struct Curve: ParsableCommand {
         print("data:    \(d.name), \(d.count) images")
         if let note = plan.note { print("part:    \(note)") }
         print("attack:  \(template.summary) at ε = \(epsText)")
-        let gradient = defense.gradientFlag ?? .full, evalRuns = defense.evalRunsFlag ?? 5
-        let defendedSummary = "defend's protocol: \(try defenseAttacks.attackList().map(\.rawValue).joined(separator: ", ")); APGD \(attack.steps) steps, \(attack.restarts) restart(s), gradient \(gradient.rawValue), EOT \(defense.eot), view \(defenseAttacks.attackChains) chain(s)\(defenseAttacks.attackSgldSteps.map { " × \($0) steps" } ?? ""), transfer \(defenseAttacks.transferAttacks), Square \(defenseAttacks.nQueries) queries, \(evalRuns) evaluation runs"
+        let gradient = defense.gradientFlag ?? .full, evalRuns = defense.evalRuns, judgeRuns = defense.judgeRuns
+        let defendedSummary = "defend's protocol: \(try defenseAttacks.attackList().map(\.rawValue).joined(separator: ", ")); APGD \(attack.steps) steps, \(attack.restarts) restart(s), gradient \(gradient.rawValue), EOT \(defense.eot), view \(defenseAttacks.attackChains) chain(s)\(defenseAttacks.attackSgldSteps.map { " × \($0) steps" } ?? ""), transfer \(defenseAttacks.transferAttacks), Square \(defenseAttacks.nQueries) queries, \(evalRuns) evaluation runs (each attack's points judged by \(min(judgeRuns, evalRuns)))"
         print("series:  \(specs.map { "\($0.0)\($0.1.map { ":SGLD-\($0)" } ?? "")" }.joined(separator: ", "))")
         if specs.contains(where: { $0.1 != nil }) { print("defended series: \(defendedSummary)") }
         fflush(stdout)
@@ -129,7 +129,7 @@ struct Curve: ParsableCommand {
                                                               seed: runtime.seed &+ UInt64(kε)) : proto
                     var rc = AutoAttackConfig(); rc.seed = runtime.seed &+ UInt64(kε); rc.norm = attack.norm; rc.epsilon = e
                     let runner = try AutoAttackRunner(model: p.defended, config: rc, images: x.gather(rows: alive), labels: alive.map { y[$0] },
-                                                      batchSize: input.batchSize, evalRuns: evalRuns,
+                                                      batchSize: input.batchSize, evalRuns: evalRuns, judgeRuns: judgeRuns,
                                                       components: e > 0 ? p.components : [],
                                                       indices: alive.map { plan.indices[$0] }, fingerprint: [:])
                     let r = try runShowingProgress(runner, prefix: "\(label) ε=\(String(format: "%.4g", e)) ")
@@ -149,7 +149,7 @@ struct Curve: ParsableCommand {
         var fp = runFingerprint(command: "curve", modelPath: loaded[specs[0].0]!.path, data: d,
                                 settings: ["seed": String(runtime.seed), "attack": settingsJSON(template), "eps": epsText,
                                            "series": specs.map { "\($0.0):\($0.1.map(String.init) ?? "none")" }.joined(separator: ","),
-                                           "defense": "\(gradient.rawValue),eot \(defense.eot),runs \(evalRuns),\(defense.chains),\(defense.initNoise),\(defense.sgldStepSize),\(defense.sgldNoise)",
+                                           "defense": "\(gradient.rawValue),eot \(defense.eot),runs \(evalRuns)/\(judgeRuns),\(defense.chains),\(defense.initNoise),\(defense.sgldStepSize),\(defense.sgldNoise)",
                                            "defense_attacks": defendedSummary])
         for (m, l) in loaded { if let b = FileManager.default.contents(atPath: l.path) { fp["model_hash:" + m] = b.withUnsafeBytes(fnv1a) } }
         guard let (c, o, _) = try plan.complete(command: "curve", fingerprint: fp, context: context, outcome: outcome, adversarials: nil,

@@ -21,6 +21,8 @@ struct DefenseOptions: ParsableArguments {
     @Option(name: .long, parsing: .unconditional, help: "R, EOT draws of the defense's randomness per attack step.") var eot: Int = 1
     @Option(name: .customLong("eval-runs"), parsing: .unconditional, help: "M, evaluation runs of the defense (defend, curve: robust only if correct in all M, default 5).")
     var evalRunsFlag: Int?
+    @Option(name: .customLong("judge-runs"), parsing: .unconditional, help: "J, evaluation runs that judge each attack's points (defend, curve; default 1). Each example keeps its most adversarial point (lowest margin), which then gets the rest of the M runs; J = M judges every point M times.")
+    var judgeRunsFlag: Int?
 
     func validate() throws {
         try Check.range(chains, 1...1000, "--chains")
@@ -29,7 +31,12 @@ struct DefenseOptions: ParsableArguments {
         try Check.finite(sgldNoise, 0...10, "--sgld-noise")
         try Check.range(eot, 1...10_000, "--eot")
         try Check.range(evalRunsFlag, 1...1000, "--eval-runs")
+        try Check.range(judgeRunsFlag, 1...evalRuns, "--judge-runs (at most --eval-runs)")
     }
+
+    /// M and J: the evaluation runs of every final point, and those that judge each attack's points.
+    var evalRuns: Int { evalRunsFlag ?? 5 }
+    var judgeRuns: Int { judgeRunsFlag ?? 1 }
 
     /// calibrate's gradient (unused there: it attacks nothing); defend and curve default to full.
     var gradient: DefenseGradient { gradientFlag ?? .bpda }
@@ -63,6 +70,7 @@ struct DefenseReport: Codable {
     var eot: Int
     var restarts: Int
     var eval_runs: Int
+    var judge_runs: Int
     var n_queries: Int
     var attack_sgld_steps: Int
     var attack_chains: Int?
@@ -117,7 +125,7 @@ struct Defend: ParsableCommand {
         try output.checkWritable()
         let epsilon = try threat.epsilon(), norm = threat.norm
         let list = try attackOptions.attackList()
-        let evalRuns = defense.evalRunsFlag ?? 5
+        let evalRuns = defense.evalRuns, judgeRuns = defense.judgeRuns
         let gradient = defense.gradientFlag ?? .full
         let l = try model.load()
         var inp = input
@@ -130,12 +138,12 @@ struct Defend: ParsableCommand {
         let defended = proto.defended, dcfg = defended.config
         let kAttack = proto.view.steps, nAttack = proto.view.chains
         let components = proto.components, gradients = proto.gradients, eots = proto.eots
-        var settings = ["seed": String(runtime.seed), "defense": dcfg.summary, "eval_runs": String(evalRuns),
+        var settings = ["seed": String(runtime.seed), "defense": dcfg.summary, "eval_runs": String(evalRuns), "judge_runs": String(judgeRuns),
                         "attacks": list.map(\.rawValue).joined(separator: ","), "eps": String(epsilon), "norm": norm.rawValue,
                         "steps": String(steps), "restarts": String(restarts), "eot": String(defense.eot), "n_queries": String(attackOptions.nQueries),
                         "gradient": gradient.rawValue, "attack_sgld_steps": String(kAttack), "attack_chains": String(nAttack),
                         "transfer": attackOptions.transferAttacks]
-        settings["version"] = "defend-2"
+        settings["version"] = "defend-3"
         if list.contains(.square) { settings["square"] = Square.revision }
         settings["checks"] = output.noChecks ? "off" : "on"
         let fp = runFingerprint(command: "defend", modelPath: l.path, data: d, settings: settings)
@@ -144,14 +152,15 @@ struct Defend: ParsableCommand {
         var rc = AutoAttackConfig(); rc.seed = runtime.seed; rc.norm = norm; rc.epsilon = epsilon
         let x = d.images.rows(plan.range.lowerBound, plan.range.count), y = Array(d.labels[plan.range])
         let runner = try AutoAttackRunner(model: defended, config: rc, images: x, labels: y, batchSize: input.batchSize,
-                                          evalRuns: evalRuns, components: components, indices: plan.indices, fingerprint: stateFP,
+                                          evalRuns: evalRuns, judgeRuns: judgeRuns, components: components, indices: plan.indices, fingerprint: stateFP,
                                           resume: try output.loadState())
 
         for n in d.notes { print(n) }
         print("model:    \(l.path) (\(l.model.architectureName))")
         print("data:     \(d.name), \(d.count) images")
         if let note = plan.note { print("part:     \(note)") }
-        print("defense:  \(dcfg.summary); evaluated \(evalRuns) times on every candidate point")
+        print("defense:  \(dcfg.summary)")
+        print("judged:   " + Defend.judging(evalRuns: evalRuns, judgeRuns: judgeRuns))
         if let v = proto.viewNote { print("view:     the gradient attacks and Square craft on \(v); every point is judged by the defense above") }
         let e = norm == .linf ? String(format: "%.4f (%.1f/255)", epsilon, epsilon * 255) : String(format: "%.4f", epsilon)
         print("attacks:  \(norm == .linf ? "L∞" : "L2") ε=\(e); APGD \(steps) steps, \(restarts) restart(s), EOT \(defense.eot); in order:")
@@ -187,7 +196,7 @@ struct Defend: ParsableCommand {
         }
         let outcome = EnsembleOutcome(result, checks: checks, seconds: result.seconds + Date().timeIntervalSince(t0))
         let context = DefendContext(model: l.path, data: d.name, attacks: list.map(\.rawValue), gradients: gradients, eots: eots,
-                                    epsilon: epsilon, norm: norm, steps: steps, eot: defense.eot, restarts: restarts, evalRuns: evalRuns,
+                                    epsilon: epsilon, norm: norm, steps: steps, eot: defense.eot, restarts: restarts, evalRuns: evalRuns, judgeRuns: judgeRuns,
                                     nQueries: attackOptions.nQueries, attackSgldSteps: kAttack, attackChains: nAttack, config: dcfg, seed: runtime.seed)
         guard let (c, o, a) = try plan.complete(command: "defend", fingerprint: fp, context: context, outcome: outcome,
                                                 adversarials: output.saveAdversarials != nil ? result.adversarials : nil, labels: y,
@@ -197,6 +206,12 @@ struct Defend: ParsableCommand {
 
     /// The stronger-attack check looks at the robust points among the first 32 images.
     static let strongerCheckImages = 32
+
+    /// How candidate points are judged by the defense.
+    static func judging(evalRuns m: Int, judgeRuns j: Int) -> String {
+        j >= m ? "every candidate point by \(m) evaluation run(s) of the defense"
+            : "each attack's points by \(j) evaluation run(s) of the defense; each example's most adversarial point (lowest margin) by all \(m) (the \(AutoAttackRunner.finalRunsPhase) row)"
+    }
 
     /// The results: table, worst case over attacks and runs, flags, and the output files.
     static func report(_ c: DefendContext, _ o: EnsembleOutcome, adversarials: Tensor?, output: EnsembleOutputOptions) throws {
@@ -225,7 +240,7 @@ struct Defend: ParsableCommand {
             flags.append(MaskingFlag(name: "stronger_attack_helps", triggered: t.hits > 0,
                                      detail: "APGD-CE with 2× steps and 2× EOT broke \(t.hits) of \(t.checked) robust points among the first \(strongerCheckImages) images" + (t.hits == 0 ? "" : ": robust accuracy is not converged")))
         }
-        _ = printAttackTable(result)
+        let table = printAttackTable(result)
         let (rm, rsd) = meanSD(result.robustRunAccuracies)
         let definition = "robust only if correctly classified clean and after every attack in all \(c.evalRuns) evaluation runs"
         print(String(format: "clean accuracy (defended): %.2f %% ± %.2f over %d runs", 100 * cm, 100 * csd, result.cleanRunAccuracies.count))
@@ -235,16 +250,17 @@ struct Defend: ParsableCommand {
         print(String(format: "time: %.1f s", o.seconds))
         try output.writeFiles(result, adversarials: adversarials)
         if let j = output.json {
-            let n = Double(result.n)
-            let rows = result.perAttack.map { f in
-                DefenseReport.PerAttack(name: f.name, gradient: c.gradients[f.name] ?? "", eot: c.eots[f.name] ?? 1,
-                                        robust_accuracy: Double(f.robust) / n, broken: broken(f.name), seconds: f.seconds)
+            let rows = table.map { f in
+                DefenseReport.PerAttack(name: f.name, gradient: c.gradients[f.name] ?? (f.name == AutoAttackRunner.finalRunsPhase
+                                            ? "none (the remaining \(c.evalRuns - (c.judgeRuns ?? c.evalRuns)) evaluation runs on each final point)" : ""),
+                                        eot: c.eots[f.name] ?? 1,
+                                        robust_accuracy: f.robust_accuracy, broken: f.broken, seconds: f.seconds)
             }
             try writeJSON(DefenseReport(command: "defend", model: c.model, data: c.data, n: result.n, clean_accuracy: cm, clean_accuracy_sd: csd,
                                         robust_accuracy: result.robustAccuracy, robust_accuracy_definition: definition,
                                         robust_accuracy_mean: rm, robust_accuracy_sd: rsd, per_attack: rows, flags: flags,
                                         eps: Double(c.epsilon), norm: c.norm.rawValue, steps: c.steps, eot: c.eot, restarts: c.restarts,
-                                        eval_runs: c.evalRuns, n_queries: c.nQueries, attack_sgld_steps: c.attackSgldSteps, attack_chains: c.attackChains, config: c.config,
+                                        eval_runs: c.evalRuns, judge_runs: c.judgeRuns ?? c.evalRuns, n_queries: c.nQueries, attack_sgld_steps: c.attackSgldSteps, attack_chains: c.attackChains, config: c.config,
                                         seed: c.seed, seconds: o.seconds), to: j)
         }
     }
@@ -263,6 +279,7 @@ struct DefendContext: Codable {
     var eot: Int
     var restarts: Int
     var evalRuns: Int
+    var judgeRuns: Int?
     var nQueries: Int
     var attackSgldSteps: Int
     var attackChains: Int?

@@ -22,7 +22,7 @@ enum DefenseAttack: String, CaseIterable {
 struct DefenseAttackOptions: ParsableArguments {
     @Option(name: .long, help: "Attacks on a defended model, comma-separated, in order: apgd-ce, apgd-dlr, bpda, transfer, square (default: all).")
     var attacks: String?
-    @Option(name: .long, parsing: .unconditional, help: "Square's query budget on the defense.") var nQueries: Int = 100
+    @Option(name: .long, parsing: .unconditional, help: "Square's query budget on the defense.") var nQueries: Int = 40
     @Option(name: .long, parsing: .unconditional, help: "K', a shorter chain the attacks differentiate instead of the defense's K steps (surrogate chain).")
     var attackSgldSteps: Int?
     @Option(name: .long, parsing: .unconditional, help: "n', chains per input in the attacks' view of the defense (default 1; the defense itself keeps --chains). The points are always judged by the full defense.")
@@ -107,7 +107,7 @@ struct DefenseProtocol {
                 gradients["transfer"] = "AutoAttack (\(aa.attacks.map(\.rawValue).joined(separator: ", ")); \(aa.iterations) iterations) on the bare model"
                 eots["transfer"] = 1
             case .square:
-                // A budget of 100 queries never leaves AutoAttack's fixed schedule's large windows
+                // A budget of 40 or 100 queries never leaves AutoAttack's fixed schedule's large windows
                 // (p ≥ p_init/4), so p's schedule is stretched to the budget, as in the Square paper's code.
                 var sq = SquareConfig(); sq.norm = norm; sq.epsilon = epsilon; sq.queries = options.nQueries; sq.rescaleSchedule = true
                 try sq.validate()

@@ -192,15 +192,21 @@ func printAttackTable(_ result: AutoAttackResult) -> [EnsembleReport.PerAttack] 
         let p = String(repeating: " ", count: max(w - s.count, 0))
         return left ? s + p : p + s
     }
-    let rows = result.perAttack.map { f in
-        EnsembleReport.PerAttack(name: f.name, robust_accuracy: Double(f.robust) / n,
-                                 broken: result.brokenBy.filter { $0 == f.name }.count, seconds: f.seconds)
+    let clean = result.cleanPredictions.indices.filter { result.cleanPredictions[$0] == result.labels[$0] }.count
+    let rows = result.perAttack.enumerated().map { k, f in
+        // The final runs' breaks count for the attack that found the point; their row shows how many there were.
+        let broken = f.name == AutoAttackRunner.finalRunsPhase ? (k > 0 ? result.perAttack[k - 1].robust : clean) - f.robust
+                                                               : result.brokenBy.filter { $0 == f.name }.count
+        return EnsembleReport.PerAttack(name: f.name, robust_accuracy: Double(f.robust) / n, broken: broken, seconds: f.seconds)
     }
     print(pad("", 20, left: true) + pad("robust accuracy", 16) + pad("broken", 8) + pad("seconds", 10))
     print(pad("clean", 20, left: true) + pad(String(format: "%.2f %%", 100 * result.cleanAccuracy), 16))
     for r in rows {
         print(pad("after \(r.name)", 20, left: true) + pad(String(format: "%.2f %%", 100 * r.robust_accuracy), 16)
               + pad(String(r.broken), 8) + pad(String(format: "%.1f", r.seconds), 10))
+    }
+    if let f = rows.last, f.name == AutoAttackRunner.finalRunsPhase {
+        print("(\(f.name): the remaining evaluation runs on each example's most adversarial point; a point broken there also counts for the attack that found it)")
     }
     return rows
 }

@@ -383,6 +383,96 @@ final class AutoAttackTests: XCTestCase {
         }
     }
 
+    /// Moves every point by `strength` · ε along the sign of the linear model's logit difference,
+    /// toward the other class: a fixed attack whose points' margins are known in advance.
+    struct TowardBoundary: ExampleAttack {
+        let name: String, strength: Float, model: LinearClassifier
+        var norm: ThreatNorm { .linf }
+        var epsilon: Float { 0.02 }
+        func perturb(_ m: Classifier, _ x: Tensor, labels: [Int], streams: inout [SeededRandom], modelRng: inout RowStreams) throws -> Tensor {
+            let n = x.shape[0], d = x.count / n, out = x.copy()
+            for r in 0..<n {
+                for i in 0..<d {
+                    let dw = model.w[0][i] - model.w[1][i]   // d(z0 − z1)/dx_i
+                    out.data[r * d + i] += strength * epsilon * (labels[r] == 0 ? -1 : 1) * (dw > 0 ? 1 : -1)
+                }
+            }
+            return out
+        }
+    }
+
+    func testEachExampleKeepsItsMostAdversarialPointForTheFinalRuns() throws {
+        // Judged by one run, a weak attack after a strong one must not replace the strong one's points:
+        // the final runs look at the lowest-margin point of each example.
+        let (m, x, y) = linearProblem()
+        let model = NoisyLinear(m, std: 0)   // stochastic by its flag, so the runs and the final phase apply
+        let strong = TowardBoundary(name: "strong", strength: 1, model: m), weak = TowardBoundary(name: "weak", strength: 0.2, model: m)
+        let r = try AutoAttackRunner(model: model, config: AutoAttackConfig(), images: x, labels: y, batchSize: 7, evalRuns: 3, judgeRuns: 1,
+                                     components: [strong, weak], fingerprint: [:]).run()
+        XCTAssertEqual(r.perAttack.map(\.name), ["strong", "weak", AutoAttackRunner.finalRunsPhase])
+        var sub = (0..<y.count).map { ExampleStreams.stream(seed: 0, example: $0, purpose: "t") }
+        var rng = RowStreams(seed: 0, examples: 0..<y.count, purpose: "t")
+        let expected = try strong.attack(model, x, labels: y, streams: &sub, modelRng: &rng)
+        let d = x.count / y.count
+        var robust = 0
+        for i in 0..<y.count where r.cleanPredictions[i] == y[i] {
+            XCTAssertEqual(Array(r.adversarials.array[(i * d)..<((i + 1) * d)]), Array(expected.array[(i * d)..<((i + 1) * d)]), "example \(i)")
+            XCTAssertNotEqual(r.brokenBy[i], "weak")
+            if r.brokenBy[i] == nil { robust += 1 }
+        }
+        XCTAssertGreaterThan(robust, 0)
+        XCTAssertEqual(r.robustRunAccuracies.count, 3)
+        // Noise-free runs agree, so the final runs break nothing and every run's accuracy is the worst case.
+        XCTAssertEqual(r.perAttack[2].robust, r.perAttack[1].robust)
+        XCTAssertEqual(r.robustRunAccuracies, Array(repeating: r.robustAccuracy, count: 3))
+    }
+
+    func testFinalRunsBreakWhatOneJudgingRunMissed() throws {
+        let (m, x, y) = linearProblem(n: 60)
+        let noisy = NoisyLinear(m, std: 0.3)
+        var c = AutoAttackConfig(); c.epsilon = 0.03; c.iterations = 5; c.queries = 20; c.attacks = [.apgdCE, .square]
+        func run(_ j: Int, killAt: Int? = nil, resume: AutoAttackState? = nil) throws -> (AutoAttackResult?, [AutoAttackState]) {
+            var states: [AutoAttackState] = []
+            let runner = try AutoAttackRunner(model: noisy, config: c, images: x, labels: y, batchSize: 16, evalRuns: 5, judgeRuns: j,
+                                              fingerprint: [:], resume: resume)
+            do {
+                let r = try runner.run(checkpoint: { s in
+                    if let k = killAt, states.count >= k { throw Killed() }
+                    states.append(try JSONDecoder().decode(AutoAttackState.self, from: JSONEncoder().encode(s)))
+                })
+                return (r, states)
+            } catch is Killed { return (nil, states) }
+        }
+        let (r1, states) = try run(1)
+        let r = try XCTUnwrap(r1)
+        XCTAssertEqual(r.perAttack.map(\.name), ["apgd-ce", "square", AutoAttackRunner.finalRunsPhase])
+        // Noise flips some screened points in the later runs: the final phase breaks them and credits the attack that found them.
+        let screened = r.perAttack[1].robust, final = r.perAttack[2].robust
+        XCTAssertLessThan(final, screened)
+        XCTAssertEqual((0..<y.count).filter { r.brokenBy[$0] == nil && r.cleanPredictions[$0] == y[$0] }.count, final)
+        XCTAssertFalse(r.brokenBy.contains(AutoAttackRunner.finalRunsPhase))
+        XCTAssertEqual(r.robustRunAccuracies.count, 5)
+        for a in r.robustRunAccuracies { XCTAssertGreaterThanOrEqual(a, r.robustAccuracy - 1e-12) }
+        // J = M judges every point by all runs: no final phase.
+        let (all, _) = try run(5)
+        XCTAssertEqual(try XCTUnwrap(all).perAttack.map(\.name), ["apgd-ce", "square"])
+        // Killed anywhere, the final phase included, a resumed run gives the uninterrupted result.
+        XCTAssertTrue(states.contains { $0.finished.count == 2 && $0.position > 0 }, "a checkpoint inside the final phase")
+        for k in [1, states.count / 2, states.count - 2] {
+            let (none, saved) = try run(1, killAt: k)
+            XCTAssertNil(none)
+            let (resumed, _) = try run(1, resume: saved.last)
+            let q = try XCTUnwrap(resumed)
+            XCTAssertEqual(q.brokenBy, r.brokenBy, "killed after \(k) checkpoints")
+            XCTAssertEqual(q.adversarialPredictions, r.adversarialPredictions)
+            XCTAssertEqual(q.adversarials.array, r.adversarials.array)
+            XCTAssertEqual(q.perAttack.map(\.robust), r.perAttack.map(\.robust))
+            XCTAssertEqual(q.robustRunAccuracies, r.robustRunAccuracies)
+        }
+        XCTAssertThrowsError(try AutoAttackRunner(model: noisy, config: c, images: x, labels: y, batchSize: 16, evalRuns: 5, judgeRuns: 6,
+                                                  fingerprint: [:])) { e in XCTAssertTrue("\(e)".contains("--judge-runs"), "\(e)") }
+    }
+
     func testEvaluationOnlyIsJudgedByTheCleanRuns() throws {
         // No attack (a curve's ε = 0): robust accuracy is the clean runs' worst case, with no second
         // judging pass that would only draw a stochastic model's noise again.

@@ -143,6 +143,9 @@ final class CLIAnalysisTests: XCTestCase {
                              (["--eval-runs", "0"], "--eval-runs must be in 1...1000"), (["--attack-sgld-steps", "11"], "--attack-sgld-steps must be in 0...10"),
                              (["--attacks", "apgd-ce,pgd"], "unknown attack 'pgd'"), (["--n-queries", "0"], "--n-queries must be in 1...10000000"),
                              (["--attack-chains", "0"], "--attack-chains must be in 1...1000"),
+                             (["--judge-runs", "0"], "--judge-runs (at most --eval-runs) must be in 1...5, got 0"),
+                             (["--judge-runs", "6"], "--judge-runs (at most --eval-runs) must be in 1...5, got 6"),
+                             (["--eval-runs", "2", "--judge-runs", "3"], "--judge-runs (at most --eval-runs) must be in 1...2, got 3"),
                              (["--transfer-attacks", "apgd-ce,fgsm"], "--transfer-attacks: unknown attack 'fgsm'")] {
             XCTAssertThrowsError(try Defend.parse(["--model", m, "--limit", "2"] + args).validate()) {
                 XCTAssertTrue(self.message($0).contains(text), self.message($0))
