@@ -242,7 +242,9 @@ struct Defend: ParsableCommand {
         }
         let table = printAttackTable(result)
         let (rm, rsd) = meanSD(result.robustRunAccuracies)
-        let definition = "robust only if correctly classified clean and after every attack in all \(c.evalRuns) evaluation runs"
+        let definition = (c.judgeRuns ?? c.evalRuns) >= c.evalRuns
+            ? "robust only if correctly classified clean and after every attack in all \(c.evalRuns) evaluation runs"
+            : "robust only if correctly classified clean in all \(c.evalRuns) evaluation runs, by the \(c.judgeRuns ?? 1) run(s) judging each attack's point, and in all \(c.evalRuns) runs on its most adversarial point"
         print(String(format: "clean accuracy (defended): %.2f %% ± %.2f over %d runs", 100 * cm, 100 * csd, result.cleanRunAccuracies.count))
         print(String(format: "robust accuracy: %.2f %% (%@)", 100 * result.robustAccuracy, definition as NSString))
         print(String(format: "robust accuracy per run on the final points: %.2f %% ± %.2f", 100 * rm, 100 * rsd))
