@@ -121,13 +121,14 @@ public struct AutoAttackState: Codable, Equatable {
     public var currentSeconds: Double = 0
     /// Seconds of the clean evaluation (nil in a state written before this was kept).
     public var cleanSeconds: Double? = nil
-    /// Float32 rows of each attacked example's latest point (its adversarial once broken), base64, by index.
+    /// Float32 rows of each attacked example's final point (its adversarial once broken, else its
+    /// lowest-margin point so far), base64, by index.
     public var adversarials: [String: String] = [:]
     /// Clean accuracy of each evaluation run (one for a deterministic model).
     public var cleanRunAccuracies: [Double] = []
     /// Accuracy of each evaluation run on the final points.
     public var robustRunAccuracies: [Double] = []
-    /// For each example, whether each evaluation run classified its latest point correctly (the
+    /// For each example, whether each evaluation run classified its final point correctly (the
     /// runs that judged it; nil in a state written before this was kept).
     public var latestRunCorrect: [[Bool]]? = nil
     /// For each attacked example, the margin (true-class logit minus the largest other, lowest over
@@ -145,8 +146,9 @@ public struct AutoAttackResult {
     public var brokenBy: [String?]
     public var adversarialPredictions: [Int]
     public var perAttack: [AutoAttackState.Finished]
-    /// The final points: the adversarial of each broken example, the last attack's point for the
-    /// others, the clean image where none was attacked.
+    /// The final points: the adversarial of each broken example, the point with the lowest margin
+    /// (true-class logit minus the largest other) among the attacks' points for the others, the
+    /// clean image where none was attacked.
     public var adversarials: Tensor
     public var cleanRunAccuracies: [Double]
     public var robustRunAccuracies: [Double]
@@ -366,7 +368,7 @@ public final class AutoAttackRunner {
         if hasFinalRuns && state.finished.count == components.count { try finalRuns(progress: progress, checkpoint: checkpoint) }
         if state.robustRunAccuracies.isEmpty {
             // Accuracy per evaluation run on the final points: the runs that judged each example's
-            // final point (its clean image, or the last attack's point) are these runs, so a robust
+            // final point (its clean image, or its lowest-margin attack point) are these runs, so a robust
             // example is correct in every one and no fresh runs are needed (mean ≥ worst case).
             guard let latest = state.latestRunCorrect, latest.count == n else {
                 throw JEMError.invalidArgument("--state was written by an earlier version of robust-eval (no per-run results); run again without it")
