@@ -324,18 +324,14 @@ public final class AutoAttackRunner {
             try checkpoint(state)
         }
         for attack in components.dropFirst(state.finished.count) {
-            if state.position == 0 && state.pending.isEmpty { state.pending = (0..<n).filter { state.robust[$0] } }
-            var broken = state.pending[..<state.position].filter { state.brokenBy[$0] == attack.name }.count
-            progress(attack.name, state.position, state.pending.count, broken)
-            while state.position < state.pending.count {
-                let t0 = Date()
-                let idx = Array(state.pending[state.position..<min(state.position + batchSize, state.pending.count)])
+            try runPhase(attack.name, entering: { state.robust[$0] }, brokenBefore: { state.pending[..<state.position].filter { state.brokenBy[$0] == attack.name }.count },
+                         progress: progress, checkpoint: checkpoint) { idx, brokenSoFar in
                 let x = images.gather(rows: idx), y = idx.map { labels[$0] }
                 var streams = idx.map { ExampleStreams.stream(seed: config.seed, example: indices[$0], purpose: attack.name) }
                 var rng = modelStreams(idx, attack.name)
                 // Inside a batch (minutes for APGD-T or Square on robust points), the share of the
                 // attack's work done moves the count of attacked points.
-                let (before, total, brokenSoFar) = (state.position, state.pending.count, broken)
+                let (before, total) = (state.position, state.pending.count)
                 let xa = try withoutActuallyEscaping(progress) { report in
                     try AttackProgress.observe({ f in report(attack.name, before + Int(f * Double(idx.count)), total, brokenSoFar) }) {
                         try attack.attack(model, x, labels: y, streams: &streams, modelRng: &rng)
@@ -343,6 +339,7 @@ public final class AutoAttackRunner {
                 }
                 let (runs, margins) = try judged(xa, labels: y, runs: judgeRuns, rng: &rng)
                 if state.finalMargins == nil { state.finalMargins = Array(repeating: nil, count: n); state.finalBy = Array(repeating: nil, count: n) }
+                var broken = 0
                 for (j, i) in idx.enumerated() {
                     let wrong = runs.first(where: { $0[j] != labels[i] })
                     // An example keeps its most adversarial point (lowest margin) as its final point.
@@ -356,14 +353,8 @@ public final class AutoAttackRunner {
                     state.adversarialPredictions[i] = wrong[j]
                     broken += 1
                 }
-                state.position += idx.count
-                state.currentSeconds += Date().timeIntervalSince(t0)
-                try checkpoint(state)
-                progress(attack.name, state.position, state.pending.count, broken)
+                return broken
             }
-            state.finished.append(.init(name: attack.name, robust: state.robust.filter { $0 }.count, seconds: state.currentSeconds))
-            state.pending = []; state.position = 0; state.currentSeconds = 0
-            try checkpoint(state)
         }
         if hasFinalRuns && state.finished.count == components.count { try finalRuns(progress: progress, checkpoint: checkpoint) }
         if state.robustRunAccuracies.isEmpty {
@@ -387,19 +378,17 @@ public final class AutoAttackRunner {
     /// a robust example is broken if any of them misclassifies it (credited to the attack that found
     /// the point). Afterwards every final point has been judged by all `evalRuns` runs.
     func finalRuns(progress: (String, Int, Int, Int) -> Void, checkpoint: (AutoAttackState) throws -> Void) throws {
-        let n = labels.count, phase = AutoAttackRunner.finalRunsPhase
+        let n = labels.count
         guard let latest = state.latestRunCorrect, let by = state.finalBy, latest.count == n, by.count == n else {
             throw JEMError.invalidArgument("--state was written by an earlier version of robust-eval (no final points); run again without it")
         }
-        if state.position == 0 && state.pending.isEmpty { state.pending = (0..<n).filter { latest[$0].count < evalRuns } }
         let points = try finalPoints()
-        var broken = (state.finished.last?.robust ?? 0) - state.robust.filter { $0 }.count
-        progress(phase, state.position, state.pending.count, broken)
-        while state.position < state.pending.count {
-            let t0 = Date()
-            let idx = Array(state.pending[state.position..<min(state.position + batchSize, state.pending.count)])
-            var rng = modelStreams(idx, phase)
+        try runPhase(AutoAttackRunner.finalRunsPhase, entering: { latest[$0].count < evalRuns },
+                     brokenBefore: { (state.finished.last?.robust ?? 0) - state.robust.filter { $0 }.count },
+                     progress: progress, checkpoint: checkpoint) { idx, _ in
+            var rng = modelStreams(idx, AutoAttackRunner.finalRunsPhase)
             let runs = try predictions(points.gather(rows: idx), runs: evalRuns - judgeRuns, rng: &rng)
+            var broken = 0
             for (j, i) in idx.enumerated() {
                 state.latestRunCorrect?[i] += runs.map { $0[j] == labels[i] }
                 guard state.robust[i], let wrong = runs.first(where: { $0[j] != labels[i] }) else { continue }
@@ -408,12 +397,29 @@ public final class AutoAttackRunner {
                 state.adversarialPredictions[i] = wrong[j]
                 broken += 1
             }
+            return broken
+        }
+    }
+
+    /// One resumable phase (an attack, or the final runs) over the examples `entering` admits: the
+    /// list and the position in it live in the state, saved after every batch; `batch` handles the
+    /// examples `idx` (given the count broken so far) and returns how many more it broke; the
+    /// phase's row (robust count, seconds) is appended at the end.
+    func runPhase(_ name: String, entering: (Int) -> Bool, brokenBefore: () -> Int, progress: (String, Int, Int, Int) -> Void,
+                  checkpoint: (AutoAttackState) throws -> Void, batch: ([Int], Int) throws -> Int) throws {
+        if state.position == 0 && state.pending.isEmpty { state.pending = (0..<labels.count).filter(entering) }
+        var broken = brokenBefore()
+        progress(name, state.position, state.pending.count, broken)
+        while state.position < state.pending.count {
+            let t0 = Date()
+            let idx = Array(state.pending[state.position..<min(state.position + batchSize, state.pending.count)])
+            broken += try batch(idx, broken)
             state.position += idx.count
             state.currentSeconds += Date().timeIntervalSince(t0)
             try checkpoint(state)
-            progress(phase, state.position, state.pending.count, broken)
+            progress(name, state.position, state.pending.count, broken)
         }
-        state.finished.append(.init(name: phase, robust: state.robust.filter { $0 }.count, seconds: state.currentSeconds))
+        state.finished.append(.init(name: name, robust: state.robust.filter { $0 }.count, seconds: state.currentSeconds))
         state.pending = []; state.position = 0; state.currentSeconds = 0
         try checkpoint(state)
     }
