@@ -251,19 +251,10 @@ public final class AutoAttackRunner {
     func judged(_ x: Tensor, labels: [Int]?, runs: Int? = nil, rng: inout RowStreams,
                 done: (Double) -> Void = { _ in }) throws -> (predictions: [[Int]], margins: [Float]) {
         let runs = model.isStochastic ? (runs ?? evalRuns) : 1
-        let n = x.shape[0]
-        var margins = [Float](repeating: .infinity, count: n)
+        var margins = [Float](repeating: .infinity, count: x.shape[0])
         let p = try (0..<runs).map { r -> [Int] in
             let z = try model.logits(x, rng: &rng)
-            if let labels {
-                let k = z.count / max(n, 1)
-                for i in 0..<n {
-                    let row = z.data + i * k
-                    var other = -Float.infinity
-                    for j in 0..<k where j != labels[i] { other = max(other, row[j]) }
-                    margins[i] = min(margins[i], row[labels[i]] - other)
-                }
-            }
+            if let labels { margins = zip(margins, Square.margins(z, labels: labels)).map { min($0, $1) } }
             done(Double(r + 1) / Double(runs))
             return z.argmaxRows()
         }
@@ -323,6 +314,7 @@ public final class AutoAttackRunner {
             state.cleanSeconds = Date().timeIntervalSince(t0)
             try checkpoint(state)
         }
+        if state.finalMargins == nil { state.finalMargins = Array(repeating: nil, count: n); state.finalBy = Array(repeating: nil, count: n) }
         for attack in components.dropFirst(state.finished.count) {
             try runPhase(attack.name, entering: { state.robust[$0] }, brokenBefore: { state.pending[..<state.position].filter { state.brokenBy[$0] == attack.name }.count },
                          progress: progress, checkpoint: checkpoint) { idx, brokenSoFar in
@@ -338,7 +330,6 @@ public final class AutoAttackRunner {
                     }
                 }
                 let (runs, margins) = try judged(xa, labels: y, runs: judgeRuns, rng: &rng)
-                if state.finalMargins == nil { state.finalMargins = Array(repeating: nil, count: n); state.finalBy = Array(repeating: nil, count: n) }
                 var broken = 0
                 for (j, i) in idx.enumerated() {
                     let wrong = runs.first(where: { $0[j] != labels[i] })

@@ -100,7 +100,7 @@ struct Curve: ParsableCommand {
         if let note = plan.note { print("part:    \(note)") }
         print("attack:  \(template.summary) at ε = \(epsText)")
         let gradient = defense.gradientFlag ?? .full, evalRuns = defense.evalRuns, judgeRuns = defense.judgeRuns
-        let defendedSummary = "defend's protocol: \(try defenseAttacks.attackList().map(\.rawValue).joined(separator: ", ")); APGD \(attack.steps) steps, \(attack.restarts) restart(s), gradient \(gradient.rawValue), EOT \(defense.eot), view \(defenseAttacks.attackChains) chain(s)\(defenseAttacks.attackSgldSteps.map { " × \($0) steps" } ?? ""), transfer \(defenseAttacks.transferAttacks), Square \(defenseAttacks.nQueries) queries, \(evalRuns) evaluation runs (each attack's points judged by \(min(judgeRuns, evalRuns)))"
+        let defendedSummary = "defend's protocol: \(try defenseAttacks.attackList().map(\.rawValue).joined(separator: ", ")); APGD \(attack.steps) steps, \(attack.restarts) restart(s), gradient \(gradient.rawValue), EOT \(defense.eot), view \(defenseAttacks.attackChains) chain(s)\(defenseAttacks.attackSgldSteps.map { " × \($0) steps" } ?? ""), transfer \(defenseAttacks.transferAttacks), Square \(defenseAttacks.nQueries) queries, \(evalRuns) evaluation runs (each attack's points judged by \(judgeRuns))"
         print("series:  \(specs.map { "\($0.0)\($0.1.map { ":SGLD-\($0)" } ?? "")" }.joined(separator: ", "))")
         if specs.contains(where: { $0.1 != nil }) { print("defended series: \(defendedSummary)") }
         fflush(stdout)

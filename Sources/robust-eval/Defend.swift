@@ -137,7 +137,9 @@ struct Defend: ParsableCommand {
                                               norm: norm, epsilon: epsilon, steps: steps, restarts: restarts, seed: runtime.seed)
         let defended = proto.defended, dcfg = defended.config
         let kAttack = proto.view.steps, nAttack = proto.view.chains
-        let components = proto.components, gradients = proto.gradients, eots = proto.eots
+        let components = proto.components, eots = proto.eots
+        var gradients = proto.gradients
+        if judgeRuns < evalRuns { gradients[AutoAttackRunner.finalRunsPhase] = "none (the remaining \(evalRuns - judgeRuns) evaluation runs on each final point)" }
         var settings = ["seed": String(runtime.seed), "defense": dcfg.summary, "eval_runs": String(evalRuns), "judge_runs": String(judgeRuns),
                         "attacks": list.map(\.rawValue).joined(separator: ","), "eps": String(epsilon), "norm": norm.rawValue,
                         "steps": String(steps), "restarts": String(restarts), "eot": String(defense.eot), "n_queries": String(attackOptions.nQueries),
@@ -253,9 +255,7 @@ struct Defend: ParsableCommand {
         try output.writeFiles(result, adversarials: adversarials)
         if let j = output.json {
             let rows = table.map { f in
-                DefenseReport.PerAttack(name: f.name, gradient: c.gradients[f.name] ?? (f.name == AutoAttackRunner.finalRunsPhase
-                                            ? "none (the remaining \(c.evalRuns - (c.judgeRuns ?? c.evalRuns)) evaluation runs on each final point)" : ""),
-                                        eot: c.eots[f.name] ?? 1,
+                DefenseReport.PerAttack(name: f.name, gradient: c.gradients[f.name] ?? "", eot: c.eots[f.name] ?? 1,
                                         robust_accuracy: f.robust_accuracy, broken: f.broken, seconds: f.seconds)
             }
             try writeJSON(DefenseReport(command: "defend", model: c.model, data: c.data, n: result.n, clean_accuracy: cm, clean_accuracy_sd: csd,
