@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A/B of the stride-2 convolutions (im2col, or the direct kernels where the CPU has AVX-512): this checkout's Sources/CJEMKernels/conv2d.c
+# A/B of the stride-2 convolutions (the direct kernels, or im2col with JEM_DIRECT_CONV=0): this checkout's Sources/CJEMKernels/conv2d.c
 # against the same file at another revision (default HEAD~1), compiled into one program with the
 # package's kernel flags, 2 threads. Prints per-layer times and whether the outputs are bit-identical.
 # Usage: bash scripts/conv_s2_ab.sh [REV]

@@ -25,7 +25,7 @@ final class KernelTests: XCTestCase {
         ConvCase(n: 3, c: 16, h: 11, w: 13, oc: 18, k: 3, stride: 1, pad: 1), // Winograd's plane-wise transforms (≥ 32 tiles), odd sizes
         ConvCase(n: 1, c: 16, h: 14, w: 14, oc: 16, k: 3, stride: 1, pad: 1), // too few tiles for Winograd: im2col
         ConvCase(n: 1, c: 64, h: 14, w: 14, oc: 64, k: 3, stride: 1, pad: 1), // one image, GEMM big enough for OpenBLAS's threads
-        // The direct stride-2 kernels (CPUs with AVX-512): output channels not a multiple of 16 and
+        // The direct stride-2 kernels: output channels not a multiple of 16 and
         // across blocks of 64, pixel counts not a multiple of 6, several chunks of 36 taps and a
         // partial one, pad 0, fewer images than threads.
         ConvCase(n: 3, c: 9, h: 9, w: 7, oc: 20, k: 3, stride: 2, pad: 1),
@@ -42,14 +42,12 @@ final class KernelTests: XCTestCase {
     }
 
     func testConvolutionMatchesNaive() throws {
-        let env = ProcessInfo.processInfo.environment
-        if availableISAs().contains(1) && env["JEM_DIRECT_CONV"] != "0" && env["JEM_AVX512"] != "0" {
-            XCTAssertNotEqual(jem_conv2d_uses_direct(16, 16, 3, 3, 2, 1), 0, "this CPU has AVX-512: the direct kernels should be on")
+        if ProcessInfo.processInfo.environment["JEM_DIRECT_CONV"] != "0" {
+            XCTAssertNotEqual(jem_conv2d_uses_direct(16, 16, 3, 3, 2, 1), 0, "the direct kernels should be on")
         }
         try convolutionCasesMatchNaive()
         // The im2col path where the direct kernels would run, and OpenBLAS for the Winograd GEMMs (the
-        // only paths on CPUs without AVX-512; on CPUs with it the defaults are the direct kernels and
-        // the invariant GEMM).
+        // Winograd GEMMs' default on CPUs without AVX-512; on CPUs with it the default is the invariant GEMM).
         jem_conv2d_set_direct(0)
         jem_winograd_set_gemm(0)
         defer { jem_conv2d_set_direct(-1); jem_winograd_set_gemm(-1) }
@@ -57,7 +55,7 @@ final class KernelTests: XCTestCase {
         jem_conv2d_set_direct(-1)
         jem_winograd_set_gemm(-1)
         // Batch-invariant mode (the attacks, eval): per-image kernel choices, Winograd GEMMs through
-        // jem_sgemm_invariant, on each of its block paths.
+        // jem_sgemm_invariant and the direct kernels, on each of their block paths (AVX2, AVX-512).
         Runtime.batchInvariant = true
         defer { Runtime.batchInvariant = false; jem_sgemm_invariant_set_isa(-1) }
         for isa in availableISAs() {
@@ -135,7 +133,7 @@ final class KernelTests: XCTestCase {
         defer { Runtime.batchInvariant = false }
         var rng = SeededRandom(seed: 6)
         // Winograd at 14×14 (49 tiles per image, chunks of 6 images) and 7×7 (16 tiles, chunks of 16), im2col at 4×4,
-        // the direct stride-2 kernels (where the CPU has AVX-512; one image alone takes their path for fewer images than threads).
+        // the direct stride-2 kernels (one image alone takes their path for fewer images than threads).
         for cc in [ConvCase(n: 9, c: 16, h: 14, w: 14, oc: 20, k: 3, stride: 1, pad: 1),
                    ConvCase(n: 19, c: 24, h: 7, w: 7, oc: 16, k: 3, stride: 1, pad: 1),
                    ConvCase(n: 5, c: 16, h: 4, w: 4, oc: 16, k: 3, stride: 1, pad: 1),
@@ -163,6 +161,15 @@ final class KernelTests: XCTestCase {
             for i in [0, cc.n / 2, cc.n - 1] {
                 XCTAssertEqual(forward(x.rows(i, 1)).array, y.rows(i, 1).array, "forward of image \(i) alone vs in a batch of \(cc.n), \(cc)")
                 XCTAssertEqual(backward(y.rows(i, 1)).array, dx.rows(i, 1).array, "input gradient of image \(i) alone vs in the batch, \(cc)")
+            }
+            // The direct kernels' AVX2 and AVX-512 blocks give the same bits (where the CPU has both).
+            if cc.stride == 2 && availableISAs().contains(1) {
+                defer { jem_sgemm_invariant_set_isa(-1) }
+                jem_sgemm_invariant_set_isa(0)
+                let y2 = forward(x), dx2 = backward(y)
+                jem_sgemm_invariant_set_isa(1)
+                XCTAssertEqual(y2.array.map(\.bitPattern), forward(x).array.map(\.bitPattern), "direct forward, AVX2 vs AVX-512 blocks, \(cc)")
+                XCTAssertEqual(dx2.array.map(\.bitPattern), backward(y).array.map(\.bitPattern), "direct input gradient, AVX2 vs AVX-512 blocks, \(cc)")
             }
         }
     }

@@ -49,12 +49,13 @@ void jem_conv2d_backward_input(float* dinp, const float* dout, const float* weig
 void jem_conv2d_backward_weight(float* dweight, float* dbias, const float* dout, const float* inp,
                                 int N, int C, int H, int W, int OC, int KH, int KW,
                                 int stride, int pad, int OH, int OW, float* work);
-/// Direct AVX-512 forward for the strided 3×3 convolutions (used by jem_conv2d_forward[_act] when
-/// jem_conv2d_uses_direct says so: the CPU has AVX-512F, JEM_DIRECT_CONV is not 0, stride 2, 3×3,
-/// C ≥ 8, OC ≥ 16). Each output is one FMA chain over (c, kh, kw) from +0, + bias, then the
-/// activation: batch-invariant. Workspace floats: jem_conv2d_direct_workspace (≤ jem_conv2d_workspace).
+/// Direct forward for the strided 3×3 convolutions, AVX-512 blocks where the CPU has AVX-512F (and
+/// JEM_AVX512 is not 0), AVX2 blocks elsewhere (used by jem_conv2d_forward[_act] when
+/// jem_conv2d_uses_direct says so: JEM_DIRECT_CONV is not 0, stride 2, 3×3, C ≥ 8, OC ≥ 16). Each
+/// output is one FMA chain over (c, kh, kw) from +0, + bias, then the activation: batch-invariant,
+/// and the same bits with either instruction set. Workspace floats: jem_conv2d_direct_workspace (≤ jem_conv2d_workspace).
 int jem_conv2d_uses_direct(int C, int OC, int KH, int KW, int stride, int pad);
-/// Turns the direct kernels off (0) or on (1, where the CPU allows); −1 decides again from JEM_DIRECT_CONV.
+/// Turns the direct kernels off (0) or on (1); −1 decides again from JEM_DIRECT_CONV.
 void jem_conv2d_set_direct(int on);
 size_t jem_conv2d_direct_workspace(int C, int H, int W, int OC, int KH, int KW, int pad, int OH, int OW, int threads);
 void jem_conv2d_direct_forward_act(float* out, const float* inp, const float* weight, const float* bias,
