@@ -221,14 +221,22 @@ void jem_conv2d_backward_input(float* dinp, const float* dout, const float* weig
     single_blas_done(b1);
 }
 
-// dbias (OC) += sum over N, P of dout (N, OC, P).
+// dbias (OC) += sum over N, P of dout (N, OC, P): each image's plane summed in 16 float lanes (a
+// vector loop; a single double chain was latency-bound, 1.8 % of a training iteration), the images
+// in double.
 static void bias_grad(float* dbias, const float* dout, int N, int OC, int P) {
     #pragma omp parallel for schedule(static)
     for (int o = 0; o < OC; o++) {
         double s = 0;
         for (int n = 0; n < N; n++) {
             const float* dy = dout + ((size_t)n * OC + o) * P;
-            for (int p = 0; p < P; p++) s += dy[p];
+            float a[16] = {0.f}, t = 0.f;
+            int p = 0;
+            for (; p + 16 <= P; p += 16)
+                for (int l = 0; l < 16; l++) a[l] += dy[p + l];
+            for (; p < P; p++) t += dy[p];
+            for (int l = 0; l < 16; l++) t += a[l];
+            s += t;
         }
         dbias[o] += (float)s;
     }
@@ -239,6 +247,11 @@ void jem_conv2d_backward_weight(float* dweight, float* dbias, const float* dout,
                                 int stride, int pad, int OH, int OW, float* work) {
     if (jem_conv2d_uses_winograd(N, C, H, W, OC, KH, KW, stride, pad)) {
         jem_conv3x3_winograd_backward_weight(dweight, dout, inp, N, C, H, W, OC, work);
+        if (dbias) bias_grad(dbias, dout, N, OC, OH * OW);
+        return;
+    }
+    if (jem_conv2d_uses_direct(C, OC, KH, KW, stride, pad)) {
+        jem_conv2d_direct_backward_weight(dweight, dout, inp, N, C, H, W, OC, KH, KW, stride, pad, OH, OW, work);
         if (dbias) bias_grad(dbias, dout, N, OC, OH * OW);
         return;
     }

@@ -54,7 +54,10 @@ size_t jem_conv2d_direct_workspace(int C, int H, int W, int OC, int KH, int KW, 
     // input gradient: repacked weights, then per thread the transposed column gradient (P × K) and a
     // padded image gradient
     const size_t bwd = round16((size_t)OC * K) + (size_t)threads * (P * round16(K) + img);
-    return (fwd > bwd ? fwd : bwd) + 16;
+    // weight gradient: tap offsets, then per thread Dw (K × OCP), dyᵀ (P × OCP), a padded image and pixel offsets
+    const size_t wgt = round16(K) + (size_t)threads * (K * OCP + P * OCP + img + round16(P));
+    const size_t most = fwd > bwd ? fwd : bwd;
+    return (most > wgt ? most : wgt) + 16;
 }
 
 static inline AVX512 __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1); }
@@ -141,6 +144,26 @@ void store_col_avx2(__m256 acc, const float* bias, int oc, int n, int act, float
 #undef VSET1
 #undef VFMA
 
+// Offsets into a zero-padded image (C, H + 2·pad, W + 2·pad): of each tap k = (c, kh, kw) from a
+// window's corner, and of each output pixel's window corner.
+static void tap_offsets(int* toff, int C, int KH, int KW, int PH, int PW) {
+    for (int c = 0, k = 0; c < C; c++)
+        for (int kh = 0; kh < KH; kh++)
+            for (int kw = 0; kw < KW; kw++, k++) toff[k] = (c * PH + kh) * PW + kw;
+}
+static void pixel_offsets(int* poff, int OH, int OW, int stride, int PW) {
+    for (int oh = 0, p = 0; oh < OH; oh++)
+        for (int ow = 0; ow < OW; ow++, p++) poff[p] = oh * stride * PW + ow * stride;
+}
+// xp = the image x (C, H, W) with a border of pad zeros.
+static void pad_image(float* xp, const float* x, int C, int H, int W, int pad) {
+    const int PH = H + 2 * pad, PW = W + 2 * pad;
+    memset(xp, 0, sizeof(float) * (size_t)C * PH * PW);
+    for (int c = 0; c < C; c++)
+        for (int h = 0; h < H; h++)
+            memcpy(xp + ((size_t)c * PH + h + pad) * PW + pad, x + ((size_t)c * H + h) * W, sizeof(float) * W);
+}
+
 void jem_conv2d_direct_forward_act(float* out, const float* inp, const float* weight, const float* bias,
                                    int N, int C, int H, int W, int OC, int KH, int KW,
                                    int stride, int pad, int OH, int OW, float* work, int act, float slope) {
@@ -155,9 +178,7 @@ void jem_conv2d_direct_forward_act(float* out, const float* inp, const float* we
         for (int o = 0; o < OC; o++) d[o] = weight[(size_t)o * K + k];
         for (size_t o = OC; o < OCP; o++) d[o] = 0.f;
     }
-    for (int c = 0, k = 0; c < C; c++)
-        for (int kh = 0; kh < KH; kh++)
-            for (int kw = 0; kw < KW; kw++, k++) toff[k] = (c * PH + kh) * PW + kw;
+    tap_offsets(toff, C, KH, KW, PH, PW);
     const int OCB = (OC + DIRECT_GROUP - 1) / DIRECT_GROUP;
     const int avx512 = jem_sgemm_invariant_isa();
     const long items = (long)N * OCB;
@@ -166,20 +187,12 @@ void jem_conv2d_direct_forward_act(float* out, const float* inp, const float* we
         float* xp = per_thread + (size_t)omp_get_thread_num() * (img + round16((size_t)P) + (size_t)P * DIRECT_GROUP);
         int* poff = (int*)(xp + img);
         float* T = xp + img + round16((size_t)P);
-        for (int oh = 0, p = 0; oh < OH; oh++)
-            for (int ow = 0; ow < OW; ow++, p++) poff[p] = oh * stride * PW + ow * stride;
+        pixel_offsets(poff, OH, OW, stride, PW);
         int have = -1;   // the image now in xp
         #pragma omp for schedule(static)
         for (long it = 0; it < items; it++) {
             const int n = (int)(it / OCB), ob = (int)(it % OCB);
-            if (n != have) {
-                const float* x = inp + (size_t)n * C * H * W;
-                memset(xp, 0, sizeof(float) * (size_t)C * PH * PW);
-                for (int c = 0; c < C; c++)
-                    for (int h = 0; h < H; h++)
-                        memcpy(xp + ((size_t)c * PH + h + pad) * PW + pad, x + ((size_t)c * H + h) * W, sizeof(float) * W);
-                have = n;
-            }
+            if (n != have) { pad_image(xp, inp + (size_t)n * C * H * W, C, H, W, pad); have = n; }
             float* y = out + (size_t)n * OC * P;
             if (avx512) direct_channels_avx512(Wp, OCP, toff, K, xp, poff, T, y, P, OC, ob * DIRECT_GROUP, bias, act, slope);
             else direct_channels_avx2(Wp, OCP, toff, K, xp, poff, T, y, P, OC, ob * DIRECT_GROUP, bias, act, slope);
@@ -252,4 +265,49 @@ void jem_conv2d_direct_backward_input(float* dinp, const float* dout, const floa
         for (int mb = 0; mb < MB; mb++) dcol_rows(avx512, Wr, M, OC, dy, P, dcolT, ldt, mb * DIRECT_GROUP);
         col2im_t(dcolT, ldt, dcolT + (size_t)P * ldt, dinp + (size_t)n * C * H * W, C, H, W, KH, KW, stride, pad, OH, OW);
     }
+}
+
+// ---- weight gradient ---------------------------------------------------------------------------
+// dweight[oc][k] += Σ_n Σ_p dy[n][oc][p] · xp_n[poff[p] + toff[k]]: per image, dy transposed to
+// dyᵀ (P × OCP, zero past OC) and the image padded, then blocks of NVB vectors of output channels ×
+// PIXB taps summed over the pixels in registers (wgrad_image), into a thread-private Dw (K × OCP);
+// the threads' Dw are added into dweight in thread order (deterministic for a given thread count).
+void jem_conv2d_direct_backward_weight(float* dweight, const float* dout, const float* inp,
+                                       int N, int C, int H, int W, int OC, int KH, int KW,
+                                       int stride, int pad, int OH, int OW, float* work) {
+    const int K = C * KH * KW, P = OH * OW, PH = H + 2 * pad, PW = W + 2 * pad;
+    const size_t OCP = round16((size_t)OC), img = round16((size_t)C * PH * PW);
+    const size_t per = (size_t)K * OCP + (size_t)P * OCP + img + round16((size_t)P);
+    int* toff = (int*)work;
+    float* base = work + round16((size_t)K);
+    tap_offsets(toff, C, KH, KW, PH, PW);
+    const int avx512 = jem_sgemm_invariant_isa();
+    int T = 1;
+    #pragma omp parallel if (N > 1)
+    {
+        #pragma omp single
+        T = omp_get_num_threads();
+        float* Dw = base + (size_t)omp_get_thread_num() * per;
+        float* dyT = Dw + (size_t)K * OCP;
+        float* xp = dyT + (size_t)P * OCP;
+        int* poff = (int*)(xp + img);
+        memset(Dw, 0, sizeof(float) * (size_t)K * OCP);
+        memset(dyT, 0, sizeof(float) * (size_t)P * OCP);   // the columns past OC stay zero
+        pixel_offsets(poff, OH, OW, stride, PW);
+        #pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            pad_image(xp, inp + (size_t)n * C * H * W, C, H, W, pad);
+            const float* dy = dout + (size_t)n * OC * P;
+            for (int o = 0; o < OC; o++)
+                for (int p = 0; p < P; p++) dyT[(size_t)p * OCP + o] = dy[(size_t)o * P + p];
+            if (avx512) wgrad_image_avx512(dyT, OCP, P, xp, poff, toff, K, Dw);
+            else wgrad_image_avx2(dyT, OCP, P, xp, poff, toff, K, Dw);
+        }
+    }
+    for (int o = 0; o < OC; o++)
+        for (int k = 0; k < K; k++) {
+            float s = 0.f;
+            for (int t = 0; t < T; t++) s += base[(size_t)t * per + (size_t)k * OCP + o];
+            dweight[(size_t)o * K + k] += s;
+        }
 }

@@ -137,3 +137,60 @@ static TGT void SUF(dcol_rows)(const float* Wr, int M, int OC, const float* dy, 
 
 #undef DIRECT_PIX_CASES
 #undef DIRECT_DCOL_CASES
+
+// Weight gradient, one image: Dw[k][oc] += Σ_p dyᵀ[p][oc] · xp[poff[p] + toff[k]], for NV vectors of
+// output channels [oc, oc + VL·NV) × R taps from k: dy values as vectors, input values broadcast,
+// the sum over the image's pixels in registers.
+static inline TGT __attribute__((always_inline))
+void SUF(wgrad_block)(const float* dyT, size_t OCP, int P, const float* xp, const int* poff, const int* toff,
+                      float* Dw, int oc, int k, const int NV, const int R) {
+    VF acc[6][4];   // R ≤ 6, NV ≤ 4
+    int t[6];
+    for (int r = 0; r < R; r++) t[r] = toff[k + r];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NV; v++) acc[r][v] = VLOAD(Dw + (size_t)(k + r) * OCP + oc + VL * v);
+    for (int p = 0; p < P; p++) {
+        VF d[4];
+        for (int v = 0; v < NV; v++) d[v] = VLOAD(dyT + (size_t)p * OCP + oc + VL * v);
+        const float* x = xp + poff[p];
+        for (int r = 0; r < R; r++) {
+            const VF b = VSET1(x[t[r]]);
+            for (int v = 0; v < NV; v++) acc[r][v] = VFMA(b, d[v], acc[r][v]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NV; v++) VSTORE(Dw + (size_t)(k + r) * OCP + oc + VL * v, acc[r][v]);
+}
+
+#define DIRECT_WGRAD_CASES(NV) \
+    switch (R) { \
+        case 6: SUF(wgrad_block)(dyT, OCP, P, xp, poff, toff, Dw, oc, k, NV, 6); break; \
+        case 5: SUF(wgrad_block)(dyT, OCP, P, xp, poff, toff, Dw, oc, k, NV, 5); break; \
+        case 4: SUF(wgrad_block)(dyT, OCP, P, xp, poff, toff, Dw, oc, k, NV, 4); break; \
+        case 3: SUF(wgrad_block)(dyT, OCP, P, xp, poff, toff, Dw, oc, k, NV, 3); break; \
+        case 2: SUF(wgrad_block)(dyT, OCP, P, xp, poff, toff, Dw, oc, k, NV, 2); break; \
+        default: SUF(wgrad_block)(dyT, OCP, P, xp, poff, toff, Dw, oc, k, NV, 1); break; \
+    }
+
+// All of one image's weight gradient into Dw (K × OCP): per block of output channels (its slice of
+// dyᵀ stays in L1) every block of taps, each over all pixels.
+static TGT void SUF(wgrad_image)(const float* dyT, size_t OCP, int P, const float* xp, const int* poff, const int* toff,
+                                 int K, float* Dw) {
+    const int nvt = (int)(OCP / VL);
+    for (int vb = 0; vb < nvt; vb += NVB) {
+        const int bv = nvt - vb < NVB ? nvt - vb : NVB, oc = VL * vb;
+        for (int k = 0; k < K; k += PIXB) {
+            const int R = K - k < PIXB ? K - k : PIXB;
+            switch (bv) {
+#if NVB >= 3
+                case 4: DIRECT_WGRAD_CASES(4) break;
+                case 3: DIRECT_WGRAD_CASES(3) break;
+#endif
+                case 2: DIRECT_WGRAD_CASES(2) break;
+                default: DIRECT_WGRAD_CASES(1) break;
+            }
+        }
+    }
+}
+
+#undef DIRECT_WGRAD_CASES

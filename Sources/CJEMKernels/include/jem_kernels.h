@@ -65,6 +65,12 @@ void jem_conv2d_direct_forward_act(float* out, const float* inp, const float* we
 void jem_conv2d_direct_backward_input(float* dinp, const float* dout, const float* weight,
                                       int N, int C, int H, int W, int OC, int KH, int KW,
                                       int stride, int pad, int OH, int OW, float* work);
+/// Their weight gradient (same conditions): dweight (OC, C, KH, KW) += Σ over images and pixels of
+/// dout ⊗ input window, by blocks of output channels × taps; the bias gradient is not included. Each
+/// thread sums its images privately, added in thread order (deterministic for a thread count).
+void jem_conv2d_direct_backward_weight(float* dweight, const float* dout, const float* inp,
+                                       int N, int C, int H, int W, int OC, int KH, int KW,
+                                       int stride, int pad, int OH, int OW, float* work);
 /// Naive oracles (direct loops), same contracts.
 void jem_conv2d_forward_naive(float* out, const float* inp, const float* weight, const float* bias,
                               int N, int C, int H, int W, int OC, int KH, int KW,
