@@ -25,7 +25,10 @@
 // taps on the 14×14 → 7×7 layer (K = 1 152, where the weights and the image fall out of L1), 1.04× on
 // the 28×28 → 14×14 one (one A/B run each; 18 and 72 taps were no better). DIRECT_OCC output channels
 // per chunk of the input gradient's sum: 1.04× and 0.99× against one pass over all 128 or 64 (one
-// run, a noisy host; 16 and 64 no better), kept for the larger layer.
+// run, a noisy host; 16 and 64 no better), kept for the larger layer. With the AVX2 blocks (an AMD
+// EPYC): 72 and 144 taps 1.01–1.04×, 18 taps 0.88× against 36 on the forward (one run each).
+// DIRECT_GROUP output channels (forward) or dcolᵀ columns (input gradient) per unit of work, in
+// blocks of NVB vectors; the forward parks a group's partial sums in T (pixels × DIRECT_GROUP).
 enum { DIRECT_GROUP = 64, DIRECT_KC = 36, DIRECT_OCC = 32 };
 
 // 1: the direct kernels run where they apply (the default unless JEM_DIRECT_CONV=0); decided when
