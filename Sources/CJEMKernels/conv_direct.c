@@ -91,18 +91,6 @@ void store_col_avx512(__m512 acc, const float* bias, int oc, int n, int act, flo
     _mm512_mask_i32scatter_ps(y, m, idx, o, 4);
 }
 #include "conv_direct_blocks.h"
-#undef VL
-#undef NVB
-#undef PIXB
-#undef TGT
-#undef SUF
-#undef VF
-#undef VZERO
-#undef VLOAD
-#undef VLOADN
-#undef VSTORE
-#undef VSET1
-#undef VFMA
 
 // AVX2 (the kernels' baseline, x86-64-v3): 16 registers, so blocks of 2 vectors (16 output channels)
 // × 6 pixels, 12 accumulators, 2 weight loads and 6 broadcasts for 12 FMAs per tap (the shape of
@@ -134,18 +122,6 @@ void store_col_avx2(__m256 acc, const float* bias, int oc, int n, int act, float
     }
 }
 #include "conv_direct_blocks.h"
-#undef VL
-#undef NVB
-#undef PIXB
-#undef TGT
-#undef SUF
-#undef VF
-#undef VZERO
-#undef VLOAD
-#undef VLOADN
-#undef VSTORE
-#undef VSET1
-#undef VFMA
 
 // Offsets into a zero-padded image (C, H + 2·pad, W + 2·pad): of each tap k = (c, kh, kw) from a
 // window's corner, and of each output pixel's window corner.

@@ -9,6 +9,7 @@
 //   and a function SUF(store_col)(VF acc, const float* bias, int oc, int n, int act, float slope,
 //   float* y, size_t P): writes acc + bias for the n ≤ VL channels oc … of one pixel, channel
 //   oc + l at y + l·P, after the activation.
+// It undefines those macros at its end, so the next includer defines them afresh.
 // Every output (and every dcolᵀ entry) is one FMA chain from +0 over its taps (output channels) in
 // order, whatever VL and NVB are: both builds give the same bits.
 
@@ -194,3 +195,15 @@ static TGT void SUF(wgrad_image)(const float* dyT, size_t OCP, int P, const floa
 }
 
 #undef DIRECT_WGRAD_CASES
+#undef VL
+#undef NVB
+#undef PIXB
+#undef TGT
+#undef SUF
+#undef VF
+#undef VZERO
+#undef VLOAD
+#undef VLOADN
+#undef VSTORE
+#undef VSET1
+#undef VFMA
