@@ -112,6 +112,11 @@ def main():
     sd = a.state_dir or os.path.join(here, "runs", "compare_aa",
                                      f"{os.path.basename(a.model).rsplit('.', 1)[0]}_{a.norm}_{a.n}")
     os.makedirs(sd, exist_ok=True)
+    reused = [f for f in ("robust_eval_state.json", "torchattacks.pt") if os.path.exists(os.path.join(sd, f))]
+    if reused:
+        print(f"compare_autoattack: {sd} holds an earlier run's state ({', '.join(reused)}): what it finished is not run "
+              "again, so its seconds come from that run (and its peak memory is not measured); a new --state-dir "
+              "(or deleting this one) measures the current build", file=sys.stderr, flush=True)
     out = os.path.join(sd, "robust_eval.json")
     base = ["--model", a.model, "--norm", a.norm, "--eps", repr(eps), "--threads", str(a.threads),
               "--batch-size", str(a.batch), "--seed", str(a.seed)]
