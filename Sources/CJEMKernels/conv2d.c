@@ -242,19 +242,10 @@ static void bias_grad(float* dbias, const float* dout, int N, int OC, int P) {
     }
 }
 
-void jem_conv2d_backward_weight(float* dweight, float* dbias, const float* dout, const float* inp,
-                                int N, int C, int H, int W, int OC, int KH, int KW,
-                                int stride, int pad, int OH, int OW, float* work) {
-    if (jem_conv2d_uses_winograd(N, C, H, W, OC, KH, KW, stride, pad)) {
-        jem_conv3x3_winograd_backward_weight(dweight, dout, inp, N, C, H, W, OC, work);
-        if (dbias) bias_grad(dbias, dout, N, OC, OH * OW);
-        return;
-    }
-    if (jem_conv2d_uses_direct(C, OC, KH, KW, stride, pad)) {
-        jem_conv2d_direct_backward_weight(dweight, dout, inp, N, C, H, W, OC, KH, KW, stride, pad, OH, OW, work);
-        if (dbias) bias_grad(dbias, dout, N, OC, OH * OW);
-        return;
-    }
+// dweight += Σ_n dy_n · im2col(x_n)ᵀ, one OpenBLAS GEMM per image into a thread-private accumulator.
+static void backward_weight_im2col(float* dweight, const float* dout, const float* inp,
+                                   int N, int C, int H, int W, int OC, int KH, int KW,
+                                   int stride, int pad, int OH, int OW, float* work) {
     const int K = C * KH * KW, P = OH * OW;
     const size_t per = (size_t)K * P + (size_t)OC * K;
     const int pw = is_pointwise(KH, KW, stride, pad);
@@ -283,7 +274,18 @@ void jem_conv2d_backward_weight(float* dweight, float* dbias, const float* dout,
         const float* dw = work + (size_t)t * per + (size_t)K * P;
         for (size_t i = 0; i < (size_t)OC * K; i++) dweight[i] += dw[i];
     }
-    if (dbias) bias_grad(dbias, dout, N, OC, P);
+}
+
+void jem_conv2d_backward_weight(float* dweight, float* dbias, const float* dout, const float* inp,
+                                int N, int C, int H, int W, int OC, int KH, int KW,
+                                int stride, int pad, int OH, int OW, float* work) {
+    if (jem_conv2d_uses_winograd(N, C, H, W, OC, KH, KW, stride, pad))
+        jem_conv3x3_winograd_backward_weight(dweight, dout, inp, N, C, H, W, OC, work);
+    else if (jem_conv2d_uses_direct(C, OC, KH, KW, stride, pad))
+        jem_conv2d_direct_backward_weight(dweight, dout, inp, N, C, H, W, OC, KH, KW, stride, pad, OH, OW, work);
+    else
+        backward_weight_im2col(dweight, dout, inp, N, C, H, W, OC, KH, KW, stride, pad, OH, OW, work);
+    if (dbias) bias_grad(dbias, dout, N, OC, OH * OW);
 }
 
 void jem_conv2d_forward_naive(float* out, const float* inp, const float* weight, const float* bias,

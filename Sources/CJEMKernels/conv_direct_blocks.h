@@ -13,6 +13,24 @@
 // Every output (and every dcolᵀ entry) is one FMA chain from +0 over its taps (output channels) in
 // order, whatever VL and NVB are: both builds give the same bits.
 
+// DIRECT_DISPATCH(BLOCK, nv, r) calls the macro BLOCK(NV, R) with NV = nv (1 … NVB) and R = r
+// (1 … 6) as compile-time constants, so that each block's accumulators are registers.
+#define DIRECT_R_CASES(BLOCK, NV, r) \
+    switch (r) { \
+        case 6: BLOCK(NV, 6); break; case 5: BLOCK(NV, 5); break; case 4: BLOCK(NV, 4); break; \
+        case 3: BLOCK(NV, 3); break; case 2: BLOCK(NV, 2); break; default: BLOCK(NV, 1); break; \
+    }
+#if NVB >= 3
+#define DIRECT_DISPATCH(BLOCK, nv, r) \
+    switch (nv) { \
+        case 4: DIRECT_R_CASES(BLOCK, 4, r) break; case 3: DIRECT_R_CASES(BLOCK, 3, r) break; \
+        case 2: DIRECT_R_CASES(BLOCK, 2, r) break; default: DIRECT_R_CASES(BLOCK, 1, r) break; \
+    }
+#else
+#define DIRECT_DISPATCH(BLOCK, nv, r) \
+    switch (nv) { case 2: DIRECT_R_CASES(BLOCK, 2, r) break; default: DIRECT_R_CASES(BLOCK, 1, r) break; }
+#endif
+
 // One block: NV vectors of output channels [oc, oc + VL·NV) × R pixels starting at pixel p0, taps
 // [k0, k1). The partial sums of earlier taps wait in T (p × DIRECT_GROUP floats, the block's columns
 // from tcol); the last chunk of taps adds the bias, applies the activation and writes y[oc][p].
@@ -47,16 +65,6 @@ void SUF(direct_block)(const float* Wp, size_t OCP, const int* toff, int k0, int
     }
 }
 
-#define DIRECT_PIX_CASES(NV) \
-    switch (R) { \
-        case 6: SUF(direct_block)(Wp, OCP, toff, k0, k1, xp, poff, T, first, last, y, P, OC, oc, tcol, p, bias, act, slope, NV, 6); break; \
-        case 5: SUF(direct_block)(Wp, OCP, toff, k0, k1, xp, poff, T, first, last, y, P, OC, oc, tcol, p, bias, act, slope, NV, 5); break; \
-        case 4: SUF(direct_block)(Wp, OCP, toff, k0, k1, xp, poff, T, first, last, y, P, OC, oc, tcol, p, bias, act, slope, NV, 4); break; \
-        case 3: SUF(direct_block)(Wp, OCP, toff, k0, k1, xp, poff, T, first, last, y, P, OC, oc, tcol, p, bias, act, slope, NV, 3); break; \
-        case 2: SUF(direct_block)(Wp, OCP, toff, k0, k1, xp, poff, T, first, last, y, P, OC, oc, tcol, p, bias, act, slope, NV, 2); break; \
-        default: SUF(direct_block)(Wp, OCP, toff, k0, k1, xp, poff, T, first, last, y, P, OC, oc, tcol, p, bias, act, slope, NV, 1); break; \
-    }
-
 // All pixels of the output channels [oc0, oc0 + DIRECT_GROUP) of one image (fewer at the end), taps in
 // chunks of DIRECT_KC so that a chunk's weights and input rows stay in L1 while every block uses them.
 static TGT void SUF(direct_channels)(const float* Wp, size_t OCP, const int* toff, int K, const float* xp, const int* poff,
@@ -67,15 +75,9 @@ static TGT void SUF(direct_channels)(const float* Wp, size_t OCP, const int* tof
         for (int vb = 0; vb < nv; vb += NVB) {
             const int bv = nv - vb < NVB ? nv - vb : NVB, tcol = VL * vb, oc = oc0 + tcol;
             for (int p = 0; p < P; p += PIXB) {
-                const int R = P - p < PIXB ? P - p : PIXB;
-                switch (bv) {
-#if NVB >= 3
-                    case 4: DIRECT_PIX_CASES(4) break;
-                    case 3: DIRECT_PIX_CASES(3) break;
-#endif
-                    case 2: DIRECT_PIX_CASES(2) break;
-                    default: DIRECT_PIX_CASES(1) break;
-                }
+#define FWD_BLOCK(NV, R) SUF(direct_block)(Wp, OCP, toff, k0, k1, xp, poff, T, first, last, y, P, OC, oc, tcol, p, bias, act, slope, NV, R)
+                DIRECT_DISPATCH(FWD_BLOCK, bv, P - p < PIXB ? P - p : PIXB)
+#undef FWD_BLOCK
             }
         }
     }
@@ -103,16 +105,6 @@ void SUF(dcol_block)(const float* Wr, int M, int o0, int o1, const float* dy, in
         for (int v = 0; v < NV; v++) VSTORE(dcolT + (size_t)(p0 + r) * ldt + m + VL * v, acc[r][v]);
 }
 
-#define DIRECT_DCOL_CASES(NV) \
-    switch (R) { \
-        case 6: SUF(dcol_block)(Wr, M, o0, o1, dy, P, dcolT, ldt, m, p, NV, 6); break; \
-        case 5: SUF(dcol_block)(Wr, M, o0, o1, dy, P, dcolT, ldt, m, p, NV, 5); break; \
-        case 4: SUF(dcol_block)(Wr, M, o0, o1, dy, P, dcolT, ldt, m, p, NV, 4); break; \
-        case 3: SUF(dcol_block)(Wr, M, o0, o1, dy, P, dcolT, ldt, m, p, NV, 3); break; \
-        case 2: SUF(dcol_block)(Wr, M, o0, o1, dy, P, dcolT, ldt, m, p, NV, 2); break; \
-        default: SUF(dcol_block)(Wr, M, o0, o1, dy, P, dcolT, ldt, m, p, NV, 1); break; \
-    }
-
 // Columns [m0, m0 + DIRECT_GROUP) (fewer at the end) of dcolᵀ for all pixels of one image, the sum over
 // output channels in chunks of DIRECT_OCC (partial sums wait in dcolᵀ itself: the same FMA chain).
 static TGT void SUF(dcol_rows)(const float* Wr, int M, int OC, const float* dy, int P, float* dcolT, size_t ldt, int m0) {
@@ -122,22 +114,13 @@ static TGT void SUF(dcol_rows)(const float* Wr, int M, int OC, const float* dy, 
         for (int vb = 0; vb < nv; vb += NVB) {
             const int bv = nv - vb < NVB ? nv - vb : NVB, m = m0 + VL * vb;
             for (int p = 0; p < P; p += PIXB) {
-                const int R = P - p < PIXB ? P - p : PIXB;
-                switch (bv) {
-#if NVB >= 3
-                    case 4: DIRECT_DCOL_CASES(4) break;
-                    case 3: DIRECT_DCOL_CASES(3) break;
-#endif
-                    case 2: DIRECT_DCOL_CASES(2) break;
-                    default: DIRECT_DCOL_CASES(1) break;
-                }
+#define DCOL_BLOCK(NV, R) SUF(dcol_block)(Wr, M, o0, o1, dy, P, dcolT, ldt, m, p, NV, R)
+                DIRECT_DISPATCH(DCOL_BLOCK, bv, P - p < PIXB ? P - p : PIXB)
+#undef DCOL_BLOCK
             }
         }
     }
 }
-
-#undef DIRECT_PIX_CASES
-#undef DIRECT_DCOL_CASES
 
 // Weight gradient, one image: Dw[k][oc] += Σ_p dyᵀ[p][oc] · xp[poff[p] + toff[k]], for NV vectors of
 // output channels [oc, oc + VL·NV) × R taps from k: dy values as vectors, input values broadcast,
@@ -163,16 +146,6 @@ void SUF(wgrad_block)(const float* dyT, size_t OCP, int P, const float* xp, cons
         for (int v = 0; v < NV; v++) VSTORE(Dw + (size_t)(k + r) * OCP + oc + VL * v, acc[r][v]);
 }
 
-#define DIRECT_WGRAD_CASES(NV) \
-    switch (R) { \
-        case 6: SUF(wgrad_block)(dyT, OCP, P, xp, poff, toff, Dw, oc, k, NV, 6); break; \
-        case 5: SUF(wgrad_block)(dyT, OCP, P, xp, poff, toff, Dw, oc, k, NV, 5); break; \
-        case 4: SUF(wgrad_block)(dyT, OCP, P, xp, poff, toff, Dw, oc, k, NV, 4); break; \
-        case 3: SUF(wgrad_block)(dyT, OCP, P, xp, poff, toff, Dw, oc, k, NV, 3); break; \
-        case 2: SUF(wgrad_block)(dyT, OCP, P, xp, poff, toff, Dw, oc, k, NV, 2); break; \
-        default: SUF(wgrad_block)(dyT, OCP, P, xp, poff, toff, Dw, oc, k, NV, 1); break; \
-    }
-
 // All of one image's weight gradient into Dw (K × OCP): per block of output channels (its slice of
 // dyᵀ stays in L1) every block of taps, each over all pixels.
 static TGT void SUF(wgrad_image)(const float* dyT, size_t OCP, int P, const float* xp, const int* poff, const int* toff,
@@ -181,20 +154,15 @@ static TGT void SUF(wgrad_image)(const float* dyT, size_t OCP, int P, const floa
     for (int vb = 0; vb < nvt; vb += NVB) {
         const int bv = nvt - vb < NVB ? nvt - vb : NVB, oc = VL * vb;
         for (int k = 0; k < K; k += PIXB) {
-            const int R = K - k < PIXB ? K - k : PIXB;
-            switch (bv) {
-#if NVB >= 3
-                case 4: DIRECT_WGRAD_CASES(4) break;
-                case 3: DIRECT_WGRAD_CASES(3) break;
-#endif
-                case 2: DIRECT_WGRAD_CASES(2) break;
-                default: DIRECT_WGRAD_CASES(1) break;
-            }
+#define WGRAD_BLOCK(NV, R) SUF(wgrad_block)(dyT, OCP, P, xp, poff, toff, Dw, oc, k, NV, R)
+            DIRECT_DISPATCH(WGRAD_BLOCK, bv, K - k < PIXB ? K - k : PIXB)
+#undef WGRAD_BLOCK
         }
     }
 }
 
-#undef DIRECT_WGRAD_CASES
+#undef DIRECT_R_CASES
+#undef DIRECT_DISPATCH
 #undef VL
 #undef NVB
 #undef PIXB

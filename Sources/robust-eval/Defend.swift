@@ -244,9 +244,9 @@ struct Defend: ParsableCommand {
         }
         let table = printAttackTable(result)
         let (rm, rsd) = meanSD(result.robustRunAccuracies)
-        let definition = (c.judgeRuns ?? c.evalRuns) >= c.evalRuns
+        let definition = c.judged >= c.evalRuns
             ? "robust only if correctly classified clean and after every attack in all \(c.evalRuns) evaluation runs"
-            : "robust only if correctly classified clean in all \(c.evalRuns) evaluation runs, by the \(c.judgeRuns ?? 1) run(s) judging each attack's point, and in all \(c.evalRuns) runs on its most adversarial point"
+            : "robust only if correctly classified clean in all \(c.evalRuns) evaluation runs, by the \(c.judged) run(s) judging each attack's point, and in all \(c.evalRuns) runs on its most adversarial point"
         print(String(format: "clean accuracy (defended): %.2f %% ± %.2f over %d runs", 100 * cm, 100 * csd, result.cleanRunAccuracies.count))
         print(String(format: "robust accuracy: %.2f %% (%@)", 100 * result.robustAccuracy, definition as NSString))
         print(String(format: "robust accuracy per run on the final points: %.2f %% ± %.2f", 100 * rm, 100 * rsd))
@@ -262,7 +262,7 @@ struct Defend: ParsableCommand {
                                         robust_accuracy: result.robustAccuracy, robust_accuracy_definition: definition,
                                         robust_accuracy_mean: rm, robust_accuracy_sd: rsd, per_attack: rows, flags: flags,
                                         eps: Double(c.epsilon), norm: c.norm.rawValue, steps: c.steps, eot: c.eot, restarts: c.restarts,
-                                        eval_runs: c.evalRuns, judge_runs: c.judgeRuns ?? c.evalRuns, n_queries: c.nQueries, attack_sgld_steps: c.attackSgldSteps, attack_chains: c.attackChains, config: c.config,
+                                        eval_runs: c.evalRuns, judge_runs: c.judged, n_queries: c.nQueries, attack_sgld_steps: c.attackSgldSteps, attack_chains: c.attackChains, config: c.config,
                                         seed: c.seed, seconds: o.seconds), to: j)
         }
     }
@@ -282,6 +282,8 @@ struct DefendContext: Codable {
     var restarts: Int
     var evalRuns: Int
     var judgeRuns: Int?
+    /// The runs that judged each attack's points (a context saved before --judge-runs: all of them).
+    var judged: Int { judgeRuns ?? evalRuns }
     var nQueries: Int
     var attackSgldSteps: Int
     var attackChains: Int?

@@ -192,10 +192,10 @@ func printAttackTable(_ result: AutoAttackResult) -> [EnsembleReport.PerAttack] 
         let p = String(repeating: " ", count: max(w - s.count, 0))
         return left ? s + p : p + s
     }
-    let clean = result.cleanPredictions.indices.filter { result.cleanPredictions[$0] == result.labels[$0] }.count
     let rows = result.perAttack.enumerated().map { k, f in
-        // The final runs' breaks count for the attack that found the point; their row shows how many there were.
-        let broken = f.name == AutoAttackRunner.finalRunsPhase ? (k > 0 ? result.perAttack[k - 1].robust : clean) - f.robust
+        // The final runs' breaks count for the attack that found the point; their row shows how many
+        // there were (the phase follows at least one attack).
+        let broken = f.name == AutoAttackRunner.finalRunsPhase ? result.perAttack[k - 1].robust - f.robust
                                                                : result.brokenBy.filter { $0 == f.name }.count
         return EnsembleReport.PerAttack(name: f.name, robust_accuracy: Double(f.robust) / n, broken: broken, seconds: f.seconds)
     }
