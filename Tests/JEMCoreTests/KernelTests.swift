@@ -32,6 +32,9 @@ final class KernelTests: XCTestCase {
         ConvCase(n: 4, c: 8, h: 6, w: 6, oc: 70, k: 3, stride: 2, pad: 0),
         ConvCase(n: 1, c: 16, h: 14, w: 14, oc: 64, k: 3, stride: 2, pad: 1),
         ConvCase(n: 2, c: 12, h: 8, w: 11, oc: 16, k: 3, stride: 2, pad: 1),
+        // Pixel counts of 35 and 9: blocks of 5 and 3 pixels at the end (every block size 1–6 is then run).
+        ConvCase(n: 2, c: 8, h: 10, w: 13, oc: 24, k: 3, stride: 2, pad: 1),
+        ConvCase(n: 2, c: 10, h: 6, w: 6, oc: 16, k: 3, stride: 2, pad: 1),
     ]
 
     /// The block paths jem_sgemm_invariant can run here: AVX2, and AVX-512 where the CPU has it.
@@ -93,9 +96,9 @@ final class KernelTests: XCTestCase {
         // of fewer and of at least 32 tiles (the two input transforms), even and odd sizes.
         let wino = convCases.filter { jem_conv2d_uses_winograd(Int32($0.n), Int32($0.c), Int32($0.h), Int32($0.w), Int32($0.oc), Int32($0.k), Int32($0.k), Int32($0.stride), Int32($0.pad)) != 0 }
         if ProcessInfo.processInfo.environment["JEM_WINOGRAD"] != "0" && !Runtime.batchInvariant { XCTAssertEqual(wino.count, 4) }
-        // So are the direct kernels (four cases) whenever they are on.
+        // So are the direct kernels (six cases) whenever they are on.
         let direct = convCases.filter { jem_conv2d_uses_direct(Int32($0.c), Int32($0.oc), Int32($0.k), Int32($0.k), Int32($0.stride), Int32($0.pad)) != 0 }
-        XCTAssertEqual(direct.count, jem_conv2d_uses_direct(16, 16, 3, 3, 2, 1) != 0 ? 4 : 0)
+        XCTAssertEqual(direct.count, jem_conv2d_uses_direct(16, 16, 3, 3, 2, 1) != 0 ? 6 : 0)
     }
 
     func testInvariantGEMMMatchesItsOracleAndIgnoresTheCallShape() {
