@@ -192,6 +192,15 @@ void jem_conv2d_forward_act(float* out, const float* inp, const float* weight, c
     single_blas_done(b1);
 }
 
+int jem_conv2d_backward_input_act(float* dinp, const float* dout, const float* act_out, float slope, const float* weight,
+                                  int N, int C, int H, int W, int OC, int KH, int KW,
+                                  int stride, int pad, int OH, int OW, float* work) {
+    (void)OH; (void)OW;
+    if (!jem_conv2d_uses_winograd(N, C, H, W, OC, KH, KW, stride, pad)) return 0;
+    jem_conv3x3_winograd_backward_input_act(dinp, dout, act_out, slope, weight, N, C, H, W, OC, work);
+    return 1;
+}
+
 void jem_conv2d_backward_input(float* dinp, const float* dout, const float* weight,
                                int N, int C, int H, int W, int OC, int KH, int KW,
                                int stride, int pad, int OH, int OW, float* work) {

@@ -78,6 +78,14 @@ static void transform_weights(float* U, const float* w, int OC, int C, int flip_
     }
 }
 
+// One input row into a transform's padded buffer: a copy, or with mask (the input-gradient pass through
+// a fused LeakyReLU) dy ⊙ LeakyReLU′, read off the activation's output mask: the same expression as
+// jem_leaky_relu_backward, so the same bits as a separate pass, without writing and re-reading dz.
+static inline void load_row(float* restrict d, const float* restrict x, const float* restrict mask, float slope, int W) {
+    if (!mask) { memcpy(d, x, sizeof(float) * (size_t)W); return; }
+    for (int w = 0; w < W; w++) d[w] = mask[w] > 0.f ? x[w] : slope * x[w];
+}
+
 // V[ξ][c][t] (matrices xs floats apart, rows T = nb·TI long) = (Bᵀ d B)[ξ] for the 4×4 input
 // tile d at (2ty − 1, 2tx − 1) of images n0 ..< n0 + nb (zero outside the image), for small maps
 // (fewer than 32 tiles per plane, e.g. 7×7), where the plane-wise transform below spends more on
@@ -85,20 +93,22 @@ static void transform_weights(float* U, const float* w, int OC, int C, int flip_
 // zero-padded buffers (entry p holds column p − 1), so the loop over the tiles of the row has no
 // branches and stride-2 loads, and the compiler vectorises it across tiles. The arithmetic is the
 // scalar one, in the same order.
-static void transform_input_rows(float* V, size_t xs, const float* inp, int n0, int nb, int C, int H, int W) {
+static void transform_input_rows(float* V, size_t xs, const float* inp, const float* mask, float slope, int n0, int nb, int C, int H, int W) {
     const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW, T = nb * TI;
     const int PW = 2 * TW + 2;
     float rows[4 * PW];   // on the stack: no allocation per call
     for (int i = 0; i < nb; i++) {
         for (int c = 0; c < C; c++) {
-            const float* x = inp + ((size_t)(n0 + i) * C + c) * H * W;
+            const size_t plane = ((size_t)(n0 + i) * C + c) * H * W;
+            const float* x = inp + plane;
+            const float* mk = mask ? mask + plane : NULL;
             float* vb = V + (size_t)c * T + (size_t)i * TI;
             for (int ty = 0; ty < TH; ty++) {
                 for (int r = 0; r < 4; r++) {
                     float* R = rows + (size_t)r * PW;
                     const int yy = 2 * ty - 1 + r;
                     memset(R, 0, sizeof(float) * (size_t)PW);
-                    if (yy >= 0 && yy < H) memcpy(R + 1, x + (size_t)yy * W, sizeof(float) * (size_t)W);
+                    if (yy >= 0 && yy < H) load_row(R + 1, x + (size_t)yy * W, mk ? mk + (size_t)yy * W : NULL, slope, W);
                 }
                 const float* restrict R0 = rows;
                 const float* restrict R1 = rows + PW;
@@ -136,9 +146,9 @@ static void transform_input_rows(float* V, size_t xs, const float* inp, int n0, 
 // unit-stride loop over all TI tiles of the plane (196 and 49 on 28×28 and 14×14 maps, against 14
 // and 7 per tile row) that the compiler vectorises. The arithmetic is the scalar one, in the same
 // order: both paths give the same bits. On 7×7 maps (16 tiles) the split costs what the loop saves.
-static void transform_input(float* V, size_t xs, const float* inp, int n0, int nb, int C, int H, int W, float* scratch) {
+static void transform_input(float* V, size_t xs, const float* inp, const float* mask, float slope, int n0, int nb, int C, int H, int W, float* scratch) {
     const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW, T = nb * TI;
-    if (TI < 32) { transform_input_rows(V, xs, inp, n0, nb, C, H, W); return; }
+    if (TI < 32) { transform_input_rows(V, xs, inp, mask, slope, n0, nb, C, H, W); return; }
     const size_t PS = phase_stride(TH, TW);     // floats per phase plane (with room for overflow)
     const int NBLK = (TW + 1 + 7) / 8;          // blocks of 8 tiles in a padded row's TW + 1 column pairs
     float* P = scratch;                         // P[(rp·4 + q)·PS + ty'·TW + tx]
@@ -146,7 +156,9 @@ static void transform_input(float* V, size_t xs, const float* inp, int n0, int n
     memset(R, 0, sizeof(float) * 16 * (size_t)NBLK);
     for (int i = 0; i < nb; i++) {
         for (int c = 0; c < C; c++) {
-            const float* x = inp + ((size_t)(n0 + i) * C + c) * H * W;
+            const size_t plane = ((size_t)(n0 + i) * C + c) * H * W;
+            const float* x = inp + plane;
+            const float* mk = mask ? mask + plane : NULL;
             // Padded row k = 0 … 2·TH + 1 is input row k − 1 (zero outside): phase rp = k % 2, ty' = k / 2.
             // Rows are written in increasing ty', whole blocks of 8: what a block writes past a row's
             // TW entries lands in the next row (written after it) or in the plane's spare 16 floats.
@@ -158,7 +170,7 @@ static void transform_input(float* V, size_t xs, const float* inp, int n0, int n
                     for (int tx = 0; tx < TW; tx++) { q0[tx] = 0.f; q1[tx] = 0.f; q2[tx] = 0.f; q3[tx] = 0.f; }
                     continue;
                 }
-                memcpy(R + 1, x + (size_t)yy * W, sizeof(float) * (size_t)W);
+                load_row(R + 1, x + (size_t)yy * W, mk ? mk + (size_t)yy * W : NULL, slope, W);
                 // q0[tx] = R[2tx], q1[tx] = R[2tx + 1] (even and odd entries, tx = 0 … TW), then
                 // q2[tx] = R[2tx + 2] = q0[tx + 1], q3[tx] = q1[tx + 1].
                 jem_split_even_odd(R, NBLK, q0, q1);
@@ -215,8 +227,9 @@ static int use_own_gemm(void) {
     return own_gemm_choice;
 }
 
-// out (N, OC, H, W) = winograd conv of inp (N, C, H, W) with transformed kernel U (16, OC, C).
-static void winograd_run(float* out, const float* inp, const float* U, const float* bias,
+// out (N, OC, H, W) = winograd conv of inp (N, C, H, W) with transformed kernel U (16, OC, C); with
+// mask, of inp ⊙ LeakyReLU′ (slope mslope) read off mask (N, C, H, W) as the transform loads it.
+static void winograd_run(float* out, const float* inp, const float* mask, float mslope, const float* U, const float* bias,
                          int N, int C, int H, int W, int OC, float* work, int act, float slope) {
     const int TH = (H + 1) / 2, TW = (W + 1) / 2, TI = TH * TW;
     const int NB = chunk_size(N, H, W), NC = (N + NB - 1) / NB;
@@ -232,7 +245,7 @@ static void winograd_run(float* out, const float* inp, const float* U, const flo
         float* M = V + 16 * (tmax * (size_t)C + SKEW);
         float* scratch = M + 16 * (tmax * (size_t)OC + SKEW);
         const size_t xs = (size_t)C * T + SKEW, ms = (size_t)OC * T + SKEW;   // strides between the 16 matrices
-        transform_input(V, xs, inp, n0, nb, C, H, W, scratch);
+        transform_input(V, xs, inp, mask, mslope, n0, nb, C, H, W, scratch);
         // The invariant GEMM (batch-invariant mode, or JEM_WINOGRAD_GEMM=own) writes M without
         // reading it. OpenBLAS: β = 1 into a cleared M, since its β = 0 path clears C with a slow
         // scalar pass per GEMM call (8 % of a full-chain defense profile); a memset is cheaper and
@@ -304,15 +317,20 @@ void jem_conv3x3_winograd_forward_act(float* out, const float* inp, const float*
                                       int N, int C, int H, int W, int OC, float* work, int act, float slope) {
     float* U = work;
     transform_weights(U, weight, OC, C, 0);
-    winograd_run(out, inp, U, bias, N, C, H, W, OC, work + 16 * ((size_t)OC * C + SKEW), act, slope);
+    winograd_run(out, inp, NULL, 0.f, U, bias, N, C, H, W, OC, work + 16 * ((size_t)OC * C + SKEW), act, slope);
 }
 
 void jem_conv3x3_winograd_backward_input(float* dinp, const float* dout, const float* weight,
                                          int N, int C, int H, int W, int OC, float* work) {
+    jem_conv3x3_winograd_backward_input_act(dinp, dout, NULL, 0.f, weight, N, C, H, W, OC, work);
+}
+
+void jem_conv3x3_winograd_backward_input_act(float* dinp, const float* dout, const float* act_out, float slope,
+                                             const float* weight, int N, int C, int H, int W, int OC, float* work) {
     // dx (N, C, H, W) = conv(dy (N, OC, H, W), w') with w'[c][oc] = rot180(w[oc][c]).
     float* U = work;
     transform_weights(U, weight, C, OC, 1);
-    winograd_run(dinp, dout, U, NULL, N, OC, H, W, C, work + 16 * ((size_t)OC * C + SKEW), 0, 0.f);
+    winograd_run(dinp, dout, act_out, slope, U, NULL, N, OC, H, W, C, work + 16 * ((size_t)OC * C + SKEW), 0, 0.f);
 }
 
 // Weight gradient. With Y = Aᵀ (U ⊙ V) A per tile and U = G g Gᵀ:
@@ -346,7 +364,7 @@ void jem_conv3x3_winograd_backward_weight(float* dweight, const float* dout, con
             const int n0 = ch * NB, nb = (N - n0) < NB ? (N - n0) : NB;
             const int T = nb * TI;
             const size_t xs = (size_t)C * T + SKEW, ds = (size_t)OC * T + SKEW;
-            transform_input(V, xs, inp, n0, nb, C, H, W, dU + 16 * us);
+            transform_input(V, xs, inp, NULL, 0.f, n0, nb, C, H, W, dU + 16 * us);
             // D[ξ][oc][t] = (A dY Aᵀ)[ξ], dY the 2×2 output-gradient tile (0 where cropped). Per output
             // channel: the four entries of every tile of the chunk are gathered into planes G00 … G11
             // (an AVX2 even/odd split of each dY row, zero-padded past W), then one unit-stride loop

@@ -91,6 +91,18 @@ final class KernelTests: XCTestCase {
             assertClose(dxF, dxS, tol: 1e-5, "conv dinput \(cc)\(mode)")
             assertClose(dwF, dwS, tol: 1e-5, "conv dweight \(cc)\(mode)")
             assertClose(dbF, dbS, tol: 1e-5, "conv dbias \(cc)\(mode)")
+            // Through a fused LeakyReLU (act: a LeakyReLU output, signs mixed): the Winograd path applies
+            // its derivative as it loads dy, bit for bit the separate pass and the plain input gradient.
+            let act = randomTensor(dy.shape, &rng), dz = Tensor(shape: dy.shape), dxSep = Tensor(shape: x.shape)
+            let dxAct = Tensor(shape: x.shape)
+            let fused = jem_conv2d_backward_input_act(dxAct.data, dy.data, act.data, 0.2, w.data, args.0, args.1, args.2, args.3, args.4, args.5, args.5, args.6, args.7, args.8, args.9, ws.data)
+            let onWinograd = jem_conv2d_uses_winograd(args.0, args.1, args.2, args.3, args.4, args.5, args.5, args.6, args.7)
+            XCTAssertEqual(fused, onWinograd, "the fused LeakyReLU input gradient runs exactly on the Winograd path \(cc)\(mode)")
+            if fused != 0 {
+                jem_leaky_relu_backward(dz.data, dy.data, act.data, 0.2, dz.count)
+                jem_conv2d_backward_input(dxSep.data, dz.data, w.data, args.0, args.1, args.2, args.3, args.4, args.5, args.5, args.6, args.7, args.8, args.9, ws.data)
+                XCTAssertTrue(dxAct.array == dxSep.array, "fused LeakyReLU input gradient: not the bits of the two passes \(cc)\(mode)")
+            }
         }
         // The Winograd F(2×2, 3×3) path is among the cases checked (unless JEM_WINOGRAD=0): planes
         // of fewer and of at least 32 tiles (the two input transforms), even and odd sizes.

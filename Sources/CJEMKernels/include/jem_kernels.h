@@ -45,6 +45,14 @@ void jem_conv2d_forward_act(float* out, const float* inp, const float* weight, c
 void jem_conv2d_backward_input(float* dinp, const float* dout, const float* weight,
                                int N, int C, int H, int W, int OC, int KH, int KW,
                                int stride, int pad, int OH, int OW, float* work);
+/// The input gradient through a LeakyReLU fused into the forward pass (jem_conv2d_forward_act): dinp =
+/// conv_transpose(dout ⊙ LeakyReLU′), the derivative read off act_out (the LeakyReLU's output, N × OC ×
+/// OH × OW, slope ≥ 0). Where the Winograd path runs, the mask is applied as its input transform loads
+/// dout (one pass less, the same bits as jem_leaky_relu_backward followed by jem_conv2d_backward_input)
+/// and 1 is returned; elsewhere nothing is done and 0 is returned (the caller takes the two passes).
+int jem_conv2d_backward_input_act(float* dinp, const float* dout, const float* act_out, float slope, const float* weight,
+                                  int N, int C, int H, int W, int OC, int KH, int KW,
+                                  int stride, int pad, int OH, int OW, float* work);
 /// dweight (OC,C,KH,KW) += dout ⋆ inp; dbias (OC) += sum over N,OH,OW of dout [dbias may be NULL].
 void jem_conv2d_backward_weight(float* dweight, float* dbias, const float* dout, const float* inp,
                                 int N, int C, int H, int W, int OC, int KH, int KW,
@@ -89,6 +97,12 @@ void jem_conv3x3_winograd_forward_act(float* out, const float* inp, const float*
                                       int N, int C, int H, int W, int OC, float* work, int act, float slope);
 void jem_conv3x3_winograd_backward_input(float* dinp, const float* dout, const float* weight,
                                          int N, int C, int H, int W, int OC, float* work);
+/// The same through a LeakyReLU fused into the convolution's forward pass: dinp = convᵀ(dout ⊙
+/// LeakyReLU′), the derivative read off act_out, the LeakyReLU's output (N, OC, H, W; its sign is its
+/// input's for slope ≥ 0), as the input transform loads dout: the bits of jem_leaky_relu_backward
+/// followed by jem_conv3x3_winograd_backward_input, without the pass over dz.
+void jem_conv3x3_winograd_backward_input_act(float* dinp, const float* dout, const float* act_out, float slope,
+                                             const float* weight, int N, int C, int H, int W, int OC, float* work);
 /// C (M, N) = A (M, K) · B (K, N), row-major, each element one FMA chain over k in order from +0
 /// (C is only written): a column's result does not depend on N or on its position (batch-invariant
 /// mode's GEMM). `_reference` is the naive oracle with the same arithmetic (bit-identical by construction).
