@@ -62,6 +62,7 @@ struct EnsembleReport: Codable {
     var seconds: Double
     var defense: String?
     var eval_runs: Int?
+    var judge_runs: Int?
 }
 
 extension EnsembleOutputOptions {
@@ -182,6 +183,7 @@ struct EnsembleContext: Codable {
     var stochastic: Bool
     var defense: String?
     var evalRuns: Int
+    var judgeRuns: Int?   // nil: every evaluation run judges every point
     var checks: Bool
 }
 
@@ -214,7 +216,7 @@ func printAttackTable(_ result: AutoAttackResult) -> [EnsembleReport.PerAttack] 
 /// Runs the configured ensemble on `classifier` (the loaded model, or a defense around it) and reports it.
 func runEnsemble(command: String, config: AutoAttackConfig, model: ModelOptions, input: InputOptions,
                  output: EnsembleOutputOptions, shard: ShardOptions, runtime: RuntimeOptions,
-                 wrap: ((LoadedModel) throws -> (Classifier, String))? = nil, evalRuns: Int = 1) throws {
+                 wrap: ((LoadedModel) throws -> (Classifier, String))? = nil, evalRuns: Int = 1, judgeRuns: Int? = nil) throws {
     runtime.apply()
     try output.checkWritable()
     let l = try model.load()
@@ -227,6 +229,7 @@ func runEnsemble(command: String, config: AutoAttackConfig, model: ModelOptions,
     var settings = ["seed": String(config.seed)]
     settings["settings"] = settingsJSON(config)
     if !defenseNote.isEmpty { settings["defense"] = defenseNote; settings["eval_runs"] = String(evalRuns) }
+    if let judgeRuns { settings["judge_runs"] = String(judgeRuns) }
     settings["checks"] = output.noChecks ? "off" : "on"
     if config.attacks.contains(.square) { settings["square"] = Square.revision }
     let fp = runFingerprint(command: command, modelPath: l.path, data: d, settings: settings)
@@ -234,11 +237,12 @@ func runEnsemble(command: String, config: AutoAttackConfig, model: ModelOptions,
     if let s = plan.spec { stateFP["shard"] = "\(s.index)/\(s.count)" }
     let x = d.images.rows(plan.range.lowerBound, plan.range.count), y = Array(d.labels[plan.range])
     let runner = try AutoAttackRunner(model: classifier, config: config, images: x, labels: y, batchSize: input.batchSize,
-                                      evalRuns: evalRuns, indices: plan.indices, fingerprint: stateFP, resume: try output.loadState())
+                                      evalRuns: evalRuns, judgeRuns: judgeRuns, indices: plan.indices, fingerprint: stateFP, resume: try output.loadState())
 
     for n in d.notes { print(n) }
     print("model:   \(l.path) (\(l.model.architectureName)); gradient \(classifier.gradientDescription)")
     if !defenseNote.isEmpty { print("defense: \(defenseNote)\(classifier.isStochastic ? "; robust only if correct in all \(evalRuns) evaluation runs" : "")") }
+    if let judgeRuns, classifier.isStochastic { print("judged:  " + Defend.judging(evalRuns: evalRuns, judgeRuns: judgeRuns)) }
     print("data:    \(d.name), \(d.count) images")
     if let note = plan.note { print("part:    \(note)") }
     var shown = config
@@ -253,7 +257,7 @@ func runEnsemble(command: String, config: AutoAttackConfig, model: ModelOptions,
     let context = EnsembleContext(command: command, model: l.path, architecture: l.model.architectureName, data: d.name, config: config,
                                   targetClasses: config.targets(classes: l.model.numClasses), gradient: classifier.gradientDescription,
                                   stochastic: classifier.isStochastic, defense: defenseNote.isEmpty ? nil : defenseNote, evalRuns: evalRuns,
-                                  checks: !output.noChecks)
+                                  judgeRuns: judgeRuns, checks: !output.noChecks)
     guard let (c, o, a) = try plan.complete(command: command, fingerprint: fp, context: context, outcome: outcome,
                                             adversarials: output.saveAdversarials != nil ? result.adversarials : nil, labels: y,
                                             json: output.json, saveAdversarials: output.saveAdversarials) else { return }
@@ -290,7 +294,8 @@ func reportEnsemble(_ c: EnsembleContext, _ o: EnsembleOutcome, adversarials: Te
                                      n_iter: config.iterations, n_queries: config.queries, n_target_classes: c.targetClasses,
                                      restarts: config.restarts, eot: config.eot, seed: config.seed, gradient: c.gradient,
                                      flags: flags, robustbench: rb, seconds: o.seconds, defense: c.defense,
-                                     eval_runs: c.defense == nil ? nil : c.evalRuns), to: j)
+                                     eval_runs: c.defense == nil ? nil : c.evalRuns,
+                                     judge_runs: c.defense == nil ? nil : c.judgeRuns ?? c.evalRuns), to: j)
     }
 }
 

@@ -195,6 +195,9 @@ final class CLIAutoAttackTests: XCTestCase {
         assertFails(try AutoAttackCommand.parse(["--version", "rand", "--rescale-schedule"]).validate(), "--rescale-schedule changes Square's schedule, but this run's attacks (apgd-ce,apgd-dlr) do not include square")
         assertFails(try AutoAttackCommand.parse(["--attacks", "apgd-ce", "--rescale-schedule"]).validate(), "do not include square")
         XCTAssertNoThrow(try AutoAttackCommand.parse(["--rescale-schedule"]).validate())
+        assertFails(try AutoAttackCommand.parse(["--judge-runs", "1"]).validate(), "give --sgld-steps K too")
+        assertFails(try AutoAttackCommand.parse(["--sgld-steps", "2", "--eval-runs", "2", "--judge-runs", "3"]).validate(), "--judge-runs (at most --eval-runs) must be in 1...2")
+        assertFails(try AutoAttackCommand.parse(["--sgld-steps", "2", "--judge-runs", "0"]).validate(), "--judge-runs (at most --eval-runs) must be in 1...5")
         assertFails(try SquareCommand.parse(["--n-queries", "0"]).validate(), "--n-queries must be in 1...10000000")
         assertFails(try APGDCommand.parse(["--steps", "0"]).validate(), "--steps must be in 1...100000")
         // Parsing runs validate(): the whole command line is rejected before any work.
@@ -241,6 +244,23 @@ final class CLIAutoAttackTests: XCTestCase {
         assertFails(try APGDCommand.parse(["--model", a, "--targeted", "--loss", "dlr"]).run(), "--targeted uses the targeted DLR loss")
         // Unwritable outputs are refused before any work.
         assertFails(try AutoAttackCommand.parse(["--model", a, "--json", "/nonexistent-dir/x.json"] + common).run(), "/nonexistent-dir")
+    }
+
+    /// autoattack through the defense with --judge-runs: the attacks' points judged by J runs, each
+    /// example's final point by the other M − J (the final-runs row), stated in the JSON.
+    func testAutoAttackThroughTheDefenseJudgesWithJRuns() throws {
+        let d = dir()
+        try AutoAttackCommand.parse(["--model", "jem", "--sgld-steps", "1", "--eval-runs", "2", "--judge-runs", "1", "--attacks", "apgd-ce",
+                                     "--n-iter", "1", "--eot", "1", "--limit", "3", "--threads", "2", "--no-checks", "--json", d + "/aa.json"]).run()
+        let j = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: d + "/aa.json"))) as! [String: Any]
+        XCTAssertEqual(j["eval_runs"] as? Int, 2)
+        XCTAssertEqual(j["judge_runs"] as? Int, 1)
+        XCTAssertEqual((j["per_attack"] as! [[String: Any]]).map { $0["name"] as! String }, ["apgd-ce", "final-runs"])
+        try AutoAttackCommand.parse(["--model", "jem", "--sgld-steps", "1", "--eval-runs", "2", "--attacks", "apgd-ce",
+                                     "--n-iter", "1", "--eot", "1", "--limit", "3", "--threads", "2", "--no-checks", "--json", d + "/all.json"]).run()
+        let all = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: d + "/all.json"))) as! [String: Any]
+        XCTAssertEqual(all["judge_runs"] as? Int, 2)
+        XCTAssertEqual((all["per_attack"] as! [[String: Any]]).map { $0["name"] as! String }, ["apgd-ce"])
     }
 }
 
