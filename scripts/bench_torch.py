@@ -84,7 +84,10 @@ def workloads(a, names):
             buf = torch.rand(10000, 1, 28, 28) * 2 - 1
             lo, hi = (0 - mean) / std, (1 - mean) / std
 
+            split = []   # (sampler seconds, rest seconds) of each timed iteration, printed on stderr
+
             def step():
+                t0 = time.perf_counter()
                 idx = torch.randint(0, 1000, (64,))
                 x = (data_x[idx] - mean) / std + 0.03 * torch.randn(64, 1, 28, 28)
                 bi = torch.randint(0, 10000, (64,))
@@ -92,7 +95,9 @@ def workloads(a, names):
                 re = (torch.rand(64) < 0.05).float()[:, None, None, None]
                 xq = re * (torch.rand_like(xq) * 2 - 1) + (1 - re) * xq
                 net.eval()
+                t1 = time.perf_counter()
                 xq = sgld(net, xq, 5 if name == "train" else 10, clamp=(lo, hi))
+                t2 = time.perf_counter()
                 buf[bi] = xq
                 net.train()
                 z = net.class_output(net.f(torch.cat([x, xq])))
@@ -102,7 +107,12 @@ def workloads(a, names):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                split.append((t2 - t1, (t1 - t0) + (time.perf_counter() - t2)))
             add("train_iter" if name == "train" else "train_iter_k10", 64, median_time(a.repeats, step))
+            k = 5 if name == "train" else 10
+            smp = sorted(x[0] for x in split[1:])[len(split[1:]) // 2]
+            rest = sorted(x[1] for x in split[1:])[len(split[1:]) // 2]
+            print(f"  inside the iteration (medians): sampler {1000 * smp / k:.1f} ms per SGLD step, the rest {1000 * rest:.0f} ms", file=sys.stderr)
         elif name == "defend":
             # The reference defense (attack_model.py): 5 chains from x + N(0, 0.03²), 10 SGLD steps,
             # logits averaged; PGD-L∞ 8/255, 10 steps, BPDA gradient at the refined points; clean and
