@@ -191,6 +191,27 @@ static void dcol_rows(int avx512, const float* Wr, int M, int OC, const float* d
     else dcol_rows_avx2(Wr, M, OC, dy, P, dcolT, ldt, m0);
 }
 
+// dst[j·ld + i] = src[i·ls + j] for i < n (≤ 8) and j < 8: eight rows of src read whole, the first n
+// lanes of each of the eight transposed rows stored.
+static inline void transpose8x8(const float* src, size_t ls, float* dst, size_t ld, int n) {
+    const __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ls), r2 = _mm256_loadu_ps(src + 2 * ls), r3 = _mm256_loadu_ps(src + 3 * ls);
+    const __m256 r4 = _mm256_loadu_ps(src + 4 * ls), r5 = _mm256_loadu_ps(src + 5 * ls), r6 = _mm256_loadu_ps(src + 6 * ls), r7 = _mm256_loadu_ps(src + 7 * ls);
+    const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5), t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE), s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE), s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    const __m256 o[8] = {
+        _mm256_permute2f128_ps(s0, s4, 0x20), _mm256_permute2f128_ps(s1, s5, 0x20), _mm256_permute2f128_ps(s2, s6, 0x20), _mm256_permute2f128_ps(s3, s7, 0x20),
+        _mm256_permute2f128_ps(s0, s4, 0x31), _mm256_permute2f128_ps(s1, s5, 0x31), _mm256_permute2f128_ps(s2, s6, 0x31), _mm256_permute2f128_ps(s3, s7, 0x31),
+    };
+    if (n >= 8) {
+        for (int j = 0; j < 8; j++) _mm256_storeu_ps(dst + (size_t)j * ld, o[j]);
+    } else {
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        for (int j = 0; j < 8; j++) _mm256_maskstore_ps(dst + (size_t)j * ld, m, o[j]);
+    }
+}
+
 // dx (C, H, W) of one image from dcolᵀ, through the channels-last padded gradient g (PH·PW × C).
 static void col2im_t(const float* dcolT, size_t ldt, float* g, float* dx, int C, int H, int W,
                      int KH, int KW, int stride, int pad, int OH, int OW) {
@@ -205,12 +226,28 @@ static void col2im_t(const float* dcolT, size_t ldt, float* g, float* dx, int C,
                     for (int c = 0; c < C; c++) d[c] += s[c];
                 }
         }
-    for (int c = 0; c < C; c++)
-        for (int h = 0; h < H; h++) {
-            const float* src = g + ((size_t)(h + pad) * PW + pad) * C + c;
-            float* d = dx + ((size_t)c * H + h) * W;
-            for (int w = 0; w < W; w++) d[w] = src[(size_t)w * C];
+    // The interior, transposed into dx in blocks of 8 pixels × 8 channels (a scalar loop was 85 % of
+    // col2im's time). A row's last block may read up to 7 pixels past the row, into the border and
+    // the next row of g, and stores only the pixels inside; where that would read past g, and for
+    // channels past a multiple of 8, the scalar loop.
+    const size_t HW = (size_t)H * W, gsize = (size_t)PH * PW * C;
+    for (int h = 0; h < H; h++) {
+        const size_t row = ((size_t)(h + pad) * PW + pad) * C;
+        const float* src = g + row;
+        float* d = dx + (size_t)h * W;
+        const int C8 = C & ~7;
+        for (int w = 0; w < W; w += 8) {
+            const int n = W - w < 8 ? W - w : 8;
+            if (row + ((size_t)w + 8) * C > gsize) {
+                for (int c = 0; c < C8; c++)
+                    for (int i = 0; i < n; i++) d[(size_t)c * HW + w + i] = src[(size_t)(w + i) * C + c];
+                continue;
+            }
+            for (int c = 0; c < C8; c += 8) transpose8x8(src + (size_t)w * C + c, (size_t)C, d + (size_t)c * HW + w, HW, n);
         }
+        for (int c = C8; c < C; c++)
+            for (int w = 0; w < W; w++) d[(size_t)c * HW + w] = src[(size_t)w * C + c];
+    }
 }
 
 void jem_conv2d_direct_backward_input(float* dinp, const float* dout, const float* weight,
