@@ -10,7 +10,7 @@ REV=${1:-HEAD~1}; T=${2:-1}
 D=$(mktemp -d); trap 'rm -rf "$D"' EXIT
 . scripts/kernel_ab_lib.sh
 kernel_ab_build "$REV" winograd.c \
-  's/jem_conv3x3_winograd_/old_conv3x3_winograd_/g; s/jem_winograd_/old_winograd_/g; 0,/#include <string.h>/s//#include <string.h>\nvoid old_conv3x3_winograd_forward_act(float*, const float*, const float*, const float*, int, int, int, int, int, float*, int, float);/' \
+  's/jem_conv3x3_winograd_/old_conv3x3_winograd_/g; s/jem_winograd_/old_winograd_/g; 0,/#include <string.h>/s//#include <string.h>\nvoid old_conv3x3_winograd_forward_act(float*, const float*, const float*, const float*, int, int, int, int, int, float*, int, float);\nvoid old_conv3x3_winograd_backward_input_act(float*, const float*, const float*, float, const float*, int, int, int, int, int, float*);/' \
   scripts/winograd_ab.c "$D/ab" winograd.c runtime.c gemm_invariant.c
 echo "$REV vs working tree, bitwise:"
 "$D/ab" | sed 's/^/  /' || echo "  (outputs differ: expected for a change of summation order; the timings follow)"

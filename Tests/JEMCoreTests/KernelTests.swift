@@ -23,6 +23,7 @@ final class KernelTests: XCTestCase {
         ConvCase(n: 6, c: 17, h: 7, w: 5, oc: 20, k: 3, stride: 1, pad: 1),  // Winograd, odd sizes (cropped edge tiles)
         ConvCase(n: 19, c: 16, h: 4, w: 4, oc: 24, k: 3, stride: 1, pad: 1), // Winograd, a full chunk of 16 images and a partial one
         ConvCase(n: 3, c: 16, h: 11, w: 13, oc: 18, k: 3, stride: 1, pad: 1), // Winograd's plane-wise transforms (≥ 32 tiles), odd sizes
+        ConvCase(n: 2, c: 16, h: 6, w: 27, oc: 16, k: 3, stride: 1, pad: 1),  // Winograd, rows of 13 tile pairs (the output rows' 8- and 4-pair blocks), odd width
         ConvCase(n: 1, c: 16, h: 14, w: 14, oc: 16, k: 3, stride: 1, pad: 1), // too few tiles for Winograd: im2col
         ConvCase(n: 1, c: 64, h: 14, w: 14, oc: 64, k: 3, stride: 1, pad: 1), // one image, GEMM big enough for OpenBLAS's threads
         // The direct stride-2 kernels: output channels not a multiple of 16 and
@@ -107,7 +108,7 @@ final class KernelTests: XCTestCase {
         // The Winograd F(2×2, 3×3) path is among the cases checked (unless JEM_WINOGRAD=0): planes
         // of fewer and of at least 32 tiles (the two input transforms), even and odd sizes.
         let wino = convCases.filter { jem_conv2d_uses_winograd(Int32($0.n), Int32($0.c), Int32($0.h), Int32($0.w), Int32($0.oc), Int32($0.k), Int32($0.k), Int32($0.stride), Int32($0.pad)) != 0 }
-        if ProcessInfo.processInfo.environment["JEM_WINOGRAD"] != "0" && !Runtime.batchInvariant { XCTAssertEqual(wino.count, 4) }
+        if ProcessInfo.processInfo.environment["JEM_WINOGRAD"] != "0" && !Runtime.batchInvariant { XCTAssertEqual(wino.count, 5) }
         // So are the direct kernels (six cases) whenever they are on.
         let direct = convCases.filter { jem_conv2d_uses_direct(Int32($0.c), Int32($0.oc), Int32($0.k), Int32($0.k), Int32($0.stride), Int32($0.pad)) != 0 }
         XCTAssertEqual(direct.count, jem_conv2d_uses_direct(16, 16, 3, 3, 2, 1) != 0 ? 6 : 0)
