@@ -72,17 +72,16 @@ public final class Conv2d {
             tape.record {
                 guard var dy = y.grad else { return }
                 let work = Tensor(uninitialized: [self.workspace(oh, ow)])
+                let dx = x.requiresGrad ? Tensor(uninitialized: [n, c, h, w]) : nil
                 if let slope {   // through the fused LeakyReLU: y > 0 exactly where its input is
                     // The input gradient alone (SGLD, attacks): the Winograd path reads the mask as it
                     // loads dy; the weight gradient needs dz itself.
-                    if !tape.parameterGradients, x.requiresGrad {
-                        let dx = Tensor(uninitialized: [n, c, h, w])
-                        if jem_conv2d_backward_input_act(dx.data, dy.data, y.value.data, slope, weight.value.data,
-                                                         Int32(n), Int32(c), Int32(h), Int32(w), Int32(oc), Int32(k), Int32(k),
-                                                         Int32(st), Int32(pad), Int32(oh), Int32(ow), work.data) != 0 {
-                            x.accumulate(dx)
-                            return
-                        }
+                    if !tape.parameterGradients, let dx,
+                       jem_conv2d_backward_input_act(dx.data, dy.data, y.value.data, slope, weight.value.data,
+                                                     Int32(n), Int32(c), Int32(h), Int32(w), Int32(oc), Int32(k), Int32(k),
+                                                     Int32(st), Int32(pad), Int32(oh), Int32(ow), work.data) != 0 {
+                        x.accumulate(dx)
+                        return
                     }
                     let dz = Tensor(uninitialized: dy.shape)
                     jem_leaky_relu_backward(dz.data, dy.data, y.value.data, slope, dz.count)
@@ -93,8 +92,7 @@ public final class Conv2d {
                                                Int32(n), Int32(c), Int32(h), Int32(w), Int32(oc), Int32(k), Int32(k),
                                                Int32(st), Int32(pad), Int32(oh), Int32(ow), work.data)
                 }
-                if x.requiresGrad {
-                    let dx = Tensor(uninitialized: [n, c, h, w])
+                if let dx {
                     jem_conv2d_backward_input(dx.data, dy.data, weight.value.data,
                                               Int32(n), Int32(c), Int32(h), Int32(w), Int32(oc), Int32(k), Int32(k),
                                               Int32(st), Int32(pad), Int32(oh), Int32(ow), work.data)
