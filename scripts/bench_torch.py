@@ -84,6 +84,7 @@ def workloads(a, names):
             buf = torch.rand(10000, 1, 28, 28) * 2 - 1
             lo, hi = (0 - mean) / std, (1 - mean) / std
 
+            k = 5 if name == "train" else 10
             split = []   # (sampler seconds, rest seconds) of each timed iteration, printed on stderr
 
             def step():
@@ -96,7 +97,7 @@ def workloads(a, names):
                 xq = re * (torch.rand_like(xq) * 2 - 1) + (1 - re) * xq
                 net.eval()
                 t1 = time.perf_counter()
-                xq = sgld(net, xq, 5 if name == "train" else 10, clamp=(lo, hi))
+                xq = sgld(net, xq, k, clamp=(lo, hi))
                 t2 = time.perf_counter()
                 buf[bi] = xq
                 net.train()
@@ -109,7 +110,6 @@ def workloads(a, names):
                 opt.step()
                 split.append((t2 - t1, (t1 - t0) + (time.perf_counter() - t2)))
             add("train_iter" if name == "train" else "train_iter_k10", 64, median_time(a.repeats, step))
-            k = 5 if name == "train" else 10
             smp = sorted(x[0] for x in split[1:])[len(split[1:]) // 2]
             rest = sorted(x[1] for x in split[1:])[len(split[1:]) // 2]
             print(f"  inside the iteration (medians): sampler {1000 * smp / k:.1f} ms per SGLD step, the rest {1000 * rest:.0f} ms", file=sys.stderr)

@@ -226,7 +226,7 @@ static void col2im_t(const float* dcolT, size_t ldt, float* g, float* dx, int C,
                     for (int c = 0; c < C; c++) d[c] += s[c];
                 }
         }
-    // The interior, transposed into dx in blocks of 8 pixels × 8 channels (a scalar loop was 85 % of
+    // The interior, transposed into dx in blocks of 8 pixels × 8 channels (a scalar loop was 82 % of
     // col2im's time). A row's last block may read up to 7 pixels past the row, into the border and
     // the next row of g, and stores only the pixels inside; where that would read past g, and for
     // channels past a multiple of 8, the scalar loop.

@@ -23,8 +23,7 @@ struct AutoAttackCommand: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "EOT draws per gradient (default 1 standard, 20 rand).") var eot: Int?
     @Option(name: .long, parsing: .unconditional, help: "Attack the SGLD-refinement defense with K steps around the model (reference defaults: 5 chains, σ 0.03, α 1, σ_n 0.01); use with --version rand.") var sgldSteps: Int?
     @Option(name: .long, help: "With --sgld-steps: the attack's gradient through the defense, full (exact, default) or bpda.") var gradient: DefenseGradient = .full
-    @Option(name: .long, parsing: .unconditional, help: "With --sgld-steps: evaluation runs; robust only if correct in all (default 5).") var evalRuns: Int = 5
-    @Option(name: .customLong("judge-runs"), parsing: .unconditional, help: "With --sgld-steps: evaluation runs that judge each attack's points (default: all of --eval-runs). With J < M each example keeps its most adversarial point (lowest margin), which then gets the other M − J runs, as defend does (its default is 1).") var judgeRuns: Int?
+    @OptionGroup var judging: JudgingOptions   // with --sgld-steps
     @OptionGroup var output: EnsembleOutputOptions
     @OptionGroup var shard: ShardOptions
     @OptionGroup var runtime: RuntimeOptions
@@ -41,11 +40,9 @@ struct AutoAttackCommand: ParsableCommand {
         try Check.range(nTargetClasses, 1...WRNConfig.maxClasses, "--n-target-classes")
         try Check.range(eot, 1...10_000, "--eot")
         try Check.range(sgldSteps, 0...100_000, "--sgld-steps")
-        try Check.range(evalRuns, 1...1000, "--eval-runs")
-        if judgeRuns != nil && sgldSteps == nil {
-            throw ValidationError("--judge-runs sets how the SGLD defense's evaluation runs judge the attacks' points: give --sgld-steps K too")
+        if sgldSteps == nil, let flag = judging.evalRunsFlag != nil ? "--eval-runs" : judging.judgeRunsFlag != nil ? "--judge-runs" : nil {
+            throw ValidationError("\(flag) sets the SGLD defense's evaluation runs: give --sgld-steps K too")
         }
-        try Check.range(judgeRuns, 1...evalRuns, "--judge-runs (at most --eval-runs)")
     }
 
     func run() throws {
@@ -57,7 +54,7 @@ struct AutoAttackCommand: ParsableCommand {
         if let k = sgldSteps {
             let dcfg = DefenseConfig(steps: k, gradient: gradient)
             try runEnsemble(command: "autoattack", config: c, model: model, input: input, output: output, shard: shard, runtime: runtime,
-                            wrap: { l in (try SGLDDefense(model: l.model, config: dcfg), dcfg.summary) }, evalRuns: evalRuns, judgeRuns: judgeRuns)
+                            wrap: { l in (try SGLDDefense(model: l.model, config: dcfg), dcfg.summary) }, evalRuns: judging.evalRuns, judgeRuns: judging.judgeRunsFlag)
         } else {
             try runEnsemble(command: "autoattack", config: c, model: model, input: input, output: output, shard: shard, runtime: runtime)
         }

@@ -9,6 +9,22 @@ import JEMRobust
 
 extension DefenseGradient: ExpressibleByArgument {}
 
+/// The evaluation runs of a stochastic defense (defend, curve, calibrate, autoattack --sgld-steps):
+/// robust only if correct in all M; J of them judge each attack's points.
+struct JudgingOptions: ParsableArguments {
+    @Option(name: .customLong("eval-runs"), parsing: .unconditional, help: "M, evaluation runs of the defense: robust only if correct in all M (default 5).")
+    var evalRunsFlag: Int?
+    @Option(name: .customLong("judge-runs"), parsing: .unconditional, help: "J, evaluation runs that judge each attack's points (defend and curve: default 1; autoattack --sgld-steps: default M). Each example keeps its most adversarial point (lowest margin), which then gets the rest of the M runs; J = M judges every point M times.")
+    var judgeRunsFlag: Int?
+
+    func validate() throws {
+        try Check.range(evalRunsFlag, 1...1000, "--eval-runs")
+        try Check.range(judgeRunsFlag, 1...evalRuns, "--judge-runs (at most --eval-runs)")
+    }
+
+    var evalRuns: Int { evalRunsFlag ?? 5 }
+}
+
 /// The defense's knobs other than its step count (which `defend` takes as one number and `curve`
 /// as a list).
 struct DefenseOptions: ParsableArguments {
@@ -19,10 +35,7 @@ struct DefenseOptions: ParsableArguments {
     @Option(name: .customLong("gradient"), help: "Attack gradient through the defense: full (exact, through the chain; the default of defend, curve and autoattack) or bpda (identity Jacobian).")
     var gradientFlag: DefenseGradient?
     @Option(name: .long, parsing: .unconditional, help: "R, EOT draws of the defense's randomness per attack step.") var eot: Int = 1
-    @Option(name: .customLong("eval-runs"), parsing: .unconditional, help: "M, evaluation runs of the defense (defend, curve: robust only if correct in all M, default 5).")
-    var evalRunsFlag: Int?
-    @Option(name: .customLong("judge-runs"), parsing: .unconditional, help: "J, evaluation runs that judge each attack's points (defend, curve; default 1). Each example keeps its most adversarial point (lowest margin), which then gets the rest of the M runs; J = M judges every point M times.")
-    var judgeRunsFlag: Int?
+    @OptionGroup var judging: JudgingOptions
 
     func validate() throws {
         try Check.range(chains, 1...1000, "--chains")
@@ -30,19 +43,17 @@ struct DefenseOptions: ParsableArguments {
         try Check.positive(sgldStepSize, "--sgld-step-size")
         try Check.finite(sgldNoise, 0...10, "--sgld-noise")
         try Check.range(eot, 1...10_000, "--eot")
-        try Check.range(evalRunsFlag, 1...1000, "--eval-runs")
-        try Check.range(judgeRunsFlag, 1...evalRuns, "--judge-runs (at most --eval-runs)")
     }
 
     /// M and J: the evaluation runs of every final point, and those that judge each attack's points.
-    var evalRuns: Int { evalRunsFlag ?? 5 }
-    var judgeRuns: Int { judgeRunsFlag ?? 1 }
+    var evalRuns: Int { judging.evalRuns }
+    var judgeRuns: Int { judging.judgeRunsFlag ?? 1 }
 
     /// calibrate's gradient (unused there: it attacks nothing); defend and curve default to full.
     var gradient: DefenseGradient { gradientFlag ?? .bpda }
 
     func config(steps: Int, gradient: DefenseGradient? = nil, eot: Int? = nil) throws -> DefenseConfig {
-        if let m = evalRunsFlag, m < 1 { throw ValidationError("--eval-runs must be ≥ 1, got \(m)") }
+        if let m = judging.evalRunsFlag, m < 1 { throw ValidationError("--eval-runs must be ≥ 1, got \(m)") }
         let c = DefenseConfig(steps: steps, chains: chains, initNoise: initNoise, stepSize: sgldStepSize,
                               noise: sgldNoise, gradient: gradient ?? self.gradient, eot: eot ?? self.eot)
         try c.validate()

@@ -219,6 +219,7 @@ func runEnsemble(command: String, config: AutoAttackConfig, model: ModelOptions,
                  wrap: ((LoadedModel) throws -> (Classifier, String))? = nil, evalRuns: Int = 1, judgeRuns: Int? = nil) throws {
     runtime.apply()
     try output.checkWritable()
+    let judgeRuns = judgeRuns.flatMap { $0 < evalRuns ? $0 : nil }   // J = M is the default: the same run, the same state file
     let l = try model.load()
     let d = try input.load(for: l)
     guard d.count > 0 else { throw ValidationError("no images selected (check --limit / --offset)") }

@@ -195,7 +195,8 @@ final class CLIAutoAttackTests: XCTestCase {
         assertFails(try AutoAttackCommand.parse(["--version", "rand", "--rescale-schedule"]).validate(), "--rescale-schedule changes Square's schedule, but this run's attacks (apgd-ce,apgd-dlr) do not include square")
         assertFails(try AutoAttackCommand.parse(["--attacks", "apgd-ce", "--rescale-schedule"]).validate(), "do not include square")
         XCTAssertNoThrow(try AutoAttackCommand.parse(["--rescale-schedule"]).validate())
-        assertFails(try AutoAttackCommand.parse(["--judge-runs", "1"]).validate(), "give --sgld-steps K too")
+        assertFails(try AutoAttackCommand.parse(["--judge-runs", "1"]).validate(), "--judge-runs sets the SGLD defense's evaluation runs: give --sgld-steps K too")
+        assertFails(try AutoAttackCommand.parse(["--eval-runs", "3"]).validate(), "--eval-runs sets the SGLD defense's evaluation runs: give --sgld-steps K too")
         assertFails(try AutoAttackCommand.parse(["--sgld-steps", "2", "--eval-runs", "2", "--judge-runs", "3"]).validate(), "--judge-runs (at most --eval-runs) must be in 1...2")
         assertFails(try AutoAttackCommand.parse(["--sgld-steps", "2", "--judge-runs", "0"]).validate(), "--judge-runs (at most --eval-runs) must be in 1...5")
         assertFails(try SquareCommand.parse(["--n-queries", "0"]).validate(), "--n-queries must be in 1...10000000")
@@ -256,11 +257,15 @@ final class CLIAutoAttackTests: XCTestCase {
         XCTAssertEqual(j["eval_runs"] as? Int, 2)
         XCTAssertEqual(j["judge_runs"] as? Int, 1)
         XCTAssertEqual((j["per_attack"] as! [[String: Any]]).map { $0["name"] as! String }, ["apgd-ce", "final-runs"])
-        try AutoAttackCommand.parse(["--model", "jem", "--sgld-steps", "1", "--eval-runs", "2", "--attacks", "apgd-ce",
-                                     "--n-iter", "1", "--eot", "1", "--limit", "3", "--threads", "2", "--no-checks", "--json", d + "/all.json"]).run()
-        let all = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: d + "/all.json"))) as! [String: Any]
-        XCTAssertEqual(all["judge_runs"] as? Int, 2)
-        XCTAssertEqual((all["per_attack"] as! [[String: Any]]).map { $0["name"] as! String }, ["apgd-ce"])
+        let all = ["--model", "jem", "--sgld-steps", "1", "--eval-runs", "2", "--attacks", "apgd-ce", "--n-iter", "1", "--eot", "1",
+                   "--limit", "3", "--threads", "2", "--no-checks", "--state", d + "/all_state.json"]
+        try? FileManager.default.removeItem(atPath: d + "/all_state.json")
+        try AutoAttackCommand.parse(all + ["--json", d + "/all.json"]).run()
+        let j2 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: d + "/all.json"))) as! [String: Any]
+        XCTAssertEqual(j2["judge_runs"] as? Int, 2)
+        XCTAssertEqual((j2["per_attack"] as! [[String: Any]]).map { $0["name"] as! String }, ["apgd-ce"])
+        // --judge-runs M is the default spelled out: the same run, so its state file is accepted.
+        try AutoAttackCommand.parse(all + ["--judge-runs", "2"]).run()
     }
 }
 
