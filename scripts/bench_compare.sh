@@ -35,4 +35,5 @@ for r in rows("swift", 1):
     print(f"| {k[0]} | {k[1]} | {k[2]} | {s:.1f} | {p:.1f} | {s / p:.2f}× |{extra}")
 PY
 bash scripts/host_steal.sh "$STEAL"
+echo "PyTorch heap: $("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("heap", "glibc defaults"))' "runs/bench/rows_torch_r1.json") (scripts/peer_heap.py)"
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores; AVX-512: $(grep -qw avx512f /proc/cpuinfo && echo yes || echo no)"

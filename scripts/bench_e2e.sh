@@ -50,4 +50,5 @@ for w in os.environ["W"].split(","):
         print(row)
 PY
 bash scripts/host_steal.sh "$STEAL"
+echo "PyTorch heap: $("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("heap", "glibc defaults"))' "runs/bench/torch_${W%%,*}_r1.json") (scripts/peer_heap.py)"
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores; AVX-512: $(grep -qw avx512f /proc/cpuinfo && echo yes || echo no)"

@@ -16,10 +16,13 @@ import os
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(__file__))
+from peer_heap import heap_note, same_heap_as_robust_eval  # noqa: E402
+same_heap_as_robust_eval()  # before torch allocates: the heap settings robust-eval runs with
+
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(__file__))
 from wrn_torch import CCF, load_robust_eval_model  # noqa: E402
 
 CASES = [("wrn-10-2", 1, 28), ("wrn-10-2", 3, 32), ("wrn-16-4", 1, 28), ("wrn-16-4", 3, 32), ("wrn-28-10", 3, 32)]
@@ -197,7 +200,7 @@ def main():
     torch.manual_seed(0)
     if a.workload:
         rows = workloads(a, a.workload.split(","))
-        print(json.dumps({"threads": a.threads, "torch": torch.__version__, "rows": rows}))
+        print(json.dumps({"threads": a.threads, "torch": torch.__version__, "heap": heap_note(), "rows": rows}))
         return
     rows = []
     for arch, c, s in CASES:
@@ -235,7 +238,7 @@ def main():
             rows.append({"model": arch, "input": f"{c}x{s}x{s}", "batch": a.batch, "op": name,
                          "images_per_second": a.batch / med})
             print(f"{arch:10s} {c}x{s}x{s} {name:11s} {a.batch / med:9.1f} img/s", file=sys.stderr)
-    print(json.dumps({"threads": a.threads, "torch": torch.__version__, "rows": rows}))
+    print(json.dumps({"threads": a.threads, "torch": torch.__version__, "heap": heap_note(), "rows": rows}))
 
 
 if __name__ == "__main__":

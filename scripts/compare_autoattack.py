@@ -22,9 +22,12 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(__file__))
+from peer_heap import heap_note, same_heap_as_robust_eval  # noqa: E402
+same_heap_as_robust_eval()  # before torch allocates: the heap settings robust-eval runs with
+
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))
 from wrn_torch import load_robust_eval_model  # noqa: E402
 from compare_torchattacks import fmnist_test, frac  # noqa: E402
 
@@ -154,7 +157,7 @@ def main():
 
     res = {
         "model": a.model, "n": a.n, "norm": a.norm, "eps": eps, "threads": a.threads, "batch": a.batch,
-        "torch": torch.__version__, "torchattacks": torchattacks.__version__,
+        "torch": torch.__version__, "torchattacks": torchattacks.__version__, "heap": heap_note(),
         "clean_accuracy_torch": clean, "clean_accuracy_robust_eval": re_aa["clean_accuracy"],
         "robust_accuracy_torchattacks": ta_robust, "robust_accuracy_robust_eval": re_aa["robust_accuracy"],
         "per_attack_torchattacks": ta_rows, "per_attack_robust_eval": re_aa["per_attack"],

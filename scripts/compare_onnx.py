@@ -24,11 +24,14 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(__file__))
+from peer_heap import heap_note, same_heap_as_robust_eval  # noqa: E402
+same_heap_as_robust_eval()  # before torch allocates: the heap settings robust-eval runs with
+
 import numpy as np
 import onnxruntime as ort
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))
 from bench_torch import median_time  # noqa: E402
 from onnx_models import LeNet, PreActResNet18, ResNet18, RobustBenchWRN, calibrate_bn, export  # noqa: E402
 from wrn_torch import load_robust_eval_model  # noqa: E402
@@ -167,7 +170,7 @@ def main():
     a = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(a.threads)
-    result = {"threads": a.threads, "torch": torch.__version__, "onnxruntime": ort.__version__}
+    result = {"threads": a.threads, "torch": torch.__version__, "onnxruntime": ort.__version__, "heap": heap_note()}
     with tempfile.TemporaryDirectory() as tmp:
         parts = a.only.split(",")
         if "parity" in parts:

@@ -15,10 +15,13 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(__file__))
+from peer_heap import same_heap_as_robust_eval  # noqa: E402
+same_heap_as_robust_eval()  # before torch allocates: the heap settings robust-eval runs with
+
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))
 from wrn_torch import load_robust_eval_model  # noqa: E402
 
 import torchattacks  # noqa: E402

@@ -4,9 +4,12 @@
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(__file__))
+from peer_heap import same_heap_as_robust_eval  # noqa: E402
+same_heap_as_robust_eval()  # before torch allocates: the heap settings robust-eval runs with
+
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))
 from wrn_torch import CCF  # noqa: E402
 
 torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
