@@ -7,6 +7,11 @@ milliseconds per SGLD step (batch 64, 10 clamped steps from uniform starts, the 
 sampler) on a fresh model, after one forward + backward in training mode, after an Adam step, so
 that the two states can be compared on one machine, same threads.
 
+The difference between them (about 25 % on glibc's default heap) is glibc's dynamic mmap threshold:
+a fresh process maps and faults in every large tensor anew until a large free raises it. The script
+runs with robust-eval's heap settings (scripts/peer_heap.py), under which the states match;
+PEER_HEAP=default shows the difference.
+
 Usage: venv/bin/python scripts/torch_sgld_state.py [--threads 2] [--repeats 2]
 """
 import argparse
