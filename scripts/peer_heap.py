@@ -24,7 +24,7 @@ def same_heap_as_robust_eval():
     os.environ.update(SETTINGS)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable] + sys.argv)
+    os.execv(sys.executable, [sys.executable] + sys.orig_argv[1:])   # keeps interpreter flags such as -u
 
 
 def heap_note():
