@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
     }}
 timing:
     if (argc > 1) {  // timing: forward (+LeakyReLU), input gradient, weight gradient; old and new alternating
-        int N = 64, C = atoi(argv[1]), H = atoi(argv[2]), W = H, OC = C; omp_set_num_threads(atoi(argv[3]));
+        int N = 64, C = atoi(argv[1]), H = atoi(argv[2]), W = H, OC = argc > 4 ? atoi(argv[4]) : C; omp_set_num_threads(atoi(argv[3]));
         float* x = rnd((size_t)N*C*H*W, &s), *w = rnd((size_t)OC*C*9, &s), *b = rnd(OC, &s), *dy = rnd((size_t)N*OC*H*W, &s);
         size_t wn = jem_winograd_workspace(C, OC, H, W, 2), gn = jem_winograd_wgrad_workspace(C, OC, H, W, 2);
         size_t wo = old_winograd_workspace(C, OC, H, W, 2), go = old_winograd_wgrad_workspace(C, OC, H, W, 2);
@@ -73,7 +73,7 @@ timing:
             double t = (omp_get_wtime() - t0) * 100; if (t < best[v][k]) best[v][k] = t;
         }
         const char* names[3] = { "forward", "input grad", "weight grad" };
-        for (int k = 0; k < 3; k++) printf("| %d×%d, C = OC = %d | %s | %.2f | %.2f | %.2f× |\n", H, W, C, names[k], best[0][k], best[1][k], best[0][k] / best[1][k]);
+        for (int k = 0; k < 3; k++) printf("| %d×%d, %d → %d | %s | %.2f | %.2f | %.2f× |\n", H, W, C, OC, names[k], best[0][k], best[1][k], best[0][k] / best[1][k]);
     }
     return bad;
 }

@@ -2,7 +2,8 @@
 # A/B of the Winograd kernels: this checkout's Sources/CJEMKernels/winograd.c against the same file
 # at another revision (default HEAD~1), compiled side by side into one program with the package's
 # kernel flags. Prints whether every output is bit-identical, then per-pass times on the bundled
-# JEM's layer shapes (WRN-10-2: 32 channels at 28×28, 64 at 14×14, 128 at 7×7; batch 64).
+# JEM's layer shapes (WRN-10-2: 32 channels at 28×28, 64 at 14×14, 128 at 7×7, and 32 → 64 at 28×28,
+# 64 → 128 at 14×14; batch 64).
 # Usage: bash scripts/winograd_ab.sh [REV] [THREADS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,4 +17,6 @@ echo "$REV vs working tree, bitwise:"
 "$D/ab" | sed 's/^/  /' || echo "  (outputs differ: expected for a change of summation order; the timings follow)"
 echo "| layer | pass | $REV ms | new ms | speed-up |"
 echo "|---|---|---:|---:|---:|"
+# C = OC at each size, then the bundled JEM's channel-doubling layers (C OC at 28 × 28 and 14 × 14)
 for sh in "32 28" "64 14" "128 7"; do "$D/ab" $sh "$T"; done
+"$D/ab" 32 28 "$T" 64; "$D/ab" 64 14 "$T" 128
