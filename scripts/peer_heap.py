@@ -4,8 +4,8 @@ robust-eval sets glibc's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD to 1 GiB when it 
 (Sources/CJEMKernels/runtime.c), so its activation buffers stay in the heap instead of being mapped
 fresh, and faulted in page by page, on every pass. A Python process with glibc's defaults maps
 every large tensor anew until a large enough free raises the dynamic threshold: PyTorch's forward
-at batch 64 then runs 10-65 % slower than in a process that has already run a backward pass, and
-a benchmark that times it fresh flatters robust-eval. `same_heap_as_robust_eval()` sets the same two
+and input-gradient rows at batch 64 ran 9-18 % slower in a same-run A/B (docs/PERFORMANCE.md, "The
+peer's heap"), and a benchmark that times it fresh flatters robust-eval. `same_heap_as_robust_eval()` sets the same two
 thresholds through glibc's environment variables and restarts the interpreter once (they are read
 when malloc initialises), before torch is imported. PEER_HEAP=default skips it, to measure the
 difference.
