@@ -16,7 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from peer_heap import same_heap_as_robust_eval  # noqa: E402
+from peer_heap import heap_note, same_heap_as_robust_eval  # noqa: E402
 same_heap_as_robust_eval()  # before torch allocates: the heap settings robust-eval runs with
 
 import numpy as np
@@ -84,7 +84,7 @@ def main():
            "clean_accuracy_torch": clean, "clean_accuracy_robust_eval": re["clean_accuracy"],
            "robust_accuracy_torchattacks": ta_robust, "robust_accuracy_robust_eval": re["robust_accuracy"],
            "seconds_torchattacks": ta_secs, "seconds_robust_eval": re["seconds"],
-           "torchattacks": torchattacks.__version__, "torch": torch.__version__, "threads": a.threads}
+           "torchattacks": torchattacks.__version__, "torch": torch.__version__, "threads": a.threads, "heap": heap_note()}
     print(json.dumps(res, indent=2))
     if a.json:
         json.dump(res, open(a.json, "w"), indent=2)
