@@ -38,7 +38,7 @@ if [ "$what" = jem ] || [ "$what" = all ]; then
     # These are the first 8 epochs of the 12-epoch run below (`jem-k10e12`; the learning rate
     # depends on the iteration and the decay epochs only, and its decays at 8 and 11 lie beyond
     # epoch 8): the later epochs gained clean accuracy and lost robustness (README, "Bundled models").
-    # About 1 h 55 min on 2 cores at 0.92 s per iteration (2026-12-08; 2.2 s when it was trained, 2026-11-28).
+    # About 1 h 55 min on 2 cores at 0.93 s per iteration (2026-12-08; 2.2 s when it was trained, 2026-11-28).
     run jem-k10e8 8 --data fashion-mnist --arch wrn-10-2 --decay-epochs 8,11 --lr 1e-3 --warmup-iters 300 \
         --no-augment --sgld-steps 10 --sgld-clamp --energy-l2 0.1 --seed 1
     cp runs/jem-k10e8/model.safetensors Sources/robust-eval/Models/jem-fmnist.safetensors
@@ -46,7 +46,7 @@ fi
 if [ "$what" = jem-k10e12 ]; then
     # The whole 12-epoch run the default JEM was taken from (×0.3 at epochs 8 and 11), keeping every
     # epoch's model, for the accuracy/robustness trade-off: RUN=runs/jem-k10e12 bash scripts/epoch_tradeoff.sh.
-    # About 2 h 50 min on 2 cores at 0.92 s per iteration (6 h 45 min when it ran). Nothing is copied into the bundle.
+    # About 2 h 50 min on 2 cores at 0.93 s per iteration (6 h 45 min when it ran). Nothing is copied into the bundle.
     run jem-k10e12 12 --data fashion-mnist --arch wrn-10-2 --decay-epochs 8,11 --lr 1e-3 --warmup-iters 300 \
         --no-augment --sgld-steps 10 --sgld-clamp --energy-l2 0.1 --seed 1 --keep-epoch-models
 fi
@@ -56,7 +56,7 @@ if [ "$what" = jem-k10const ]; then
     # 12-epoch run above lost robustness at each decay; this asks whether epochs at the full rate buy
     # clean accuracy at a lower price. Measure it with RUN=runs/jem-k10const
     # OUT=docs/results/targets/jem-k10const-epochs DEF_N=500 bash scripts/epoch_tradeoff.sh.
-    # About 2 h 50 min on 2 cores (11 052 iterations at 1.09 per second, 2026-12-08).
+    # About 2 h 50 min on 2 cores (11 052 iterations; epoch 2 took 856 s for 921, 2026-12-08).
     run jem-k10const 12 --data fashion-mnist --arch wrn-10-2 --lr 1e-3 --warmup-iters 300 \
         --no-augment --sgld-steps 10 --sgld-clamp --energy-l2 0.1 --seed 1 --keep-epoch-models
 fi

@@ -12,7 +12,7 @@ struct Train: ParsableCommand {
         20 SGLD steps of size 1 with noise 0.01, a 10000-image replay buffer re-initialised with probability \
         0.05, data noise 0.03. On a 2-core CPU, the settings that train the bundled JEM (scripts/train_bundled.sh) \
         are: --arch wrn-10-2 --epochs 8 --lr 1e-3 --warmup-iters 300 --no-augment \
-        --sgld-steps 10 --sgld-clamp --energy-l2 0.1 (about 1 h 55 min on Fashion-MNIST at the 0.92 s per iteration measured on 2 cores on 2026-12-08; \
+        --sgld-steps 10 --sgld-clamp --energy-l2 0.1 (about 1 h 55 min on Fashion-MNIST at the 0.93 s per iteration measured on 2 cores on 2026-12-08; \
         the earlier jem-k5 used --sgld-steps 5 --epochs 9 --decay-epochs 6,8: 1 h 49 min, more accurate, far less robust); the baseline: \
         --epochs 14 --decay-epochs 8,11 --px-weight 0. A killed run continues with `train --resume DIR`; \
         a non-finite or exploding loss rolls back to the last checkpoint with a new seed and half the learning rate.
