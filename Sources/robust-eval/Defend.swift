@@ -53,7 +53,6 @@ struct DefenseOptions: ParsableArguments {
     var gradient: DefenseGradient { gradientFlag ?? .bpda }
 
     func config(steps: Int, gradient: DefenseGradient? = nil, eot: Int? = nil) throws -> DefenseConfig {
-        if let m = judging.evalRunsFlag, m < 1 { throw ValidationError("--eval-runs must be ≥ 1, got \(m)") }
         let c = DefenseConfig(steps: steps, chains: chains, initNoise: initNoise, stepSize: sgldStepSize,
                               noise: sgldNoise, gradient: gradient ?? self.gradient, eot: eot ?? self.eot)
         try c.validate()
